@@ -1,0 +1,99 @@
+"""azml-chat: a fast, async-first, typed client for chat models on Azure Machine Learning
+online endpoints (dedicated ``/score``) and Azure AI serverless endpoints (chat completions).
+
+    from azml_chat import AsyncChatClient
+
+    async with AsyncChatClient.from_env() as client:
+        reply = await client.chat("Hello!", temperature=0.8)
+        print(reply.content)
+"""
+
+from ._core import RetryPolicy
+from ._version import __version__
+from .client import AsyncChatClient, AsyncChatStream, ChatClient, ChatStream, ModelInfo
+from .config import DEFAULT_API_VERSION
+from .errors import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    AzureMLChatError,
+    BadRequestError,
+    ConfigurationError,
+    InvalidRequestError,
+    ModelError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ResponseFormatError,
+    ServerError,
+    StreamError,
+    StructuredOutputError,
+)
+from .formatters import (
+    ChatFormatter,
+    LlamaChatFormatter,
+    MistralChatFormatter,
+    OpenAIChatFormatter,
+    PhiChatFormatter,
+    TextGenerationFormatter,
+    available_formatters,
+    family_for_model,
+    get_formatter,
+    register_formatter,
+)
+from .messages import (
+    ChatResponse,
+    ImagePart,
+    Message,
+    StreamChunk,
+    TextPart,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
+
+__all__ = [
+    "DEFAULT_API_VERSION",
+    "APIConnectionError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AsyncChatClient",
+    "AsyncChatStream",
+    "AuthenticationError",
+    "AzureMLChatError",
+    "BadRequestError",
+    "ChatClient",
+    "ChatFormatter",
+    "ChatResponse",
+    "ChatStream",
+    "ConfigurationError",
+    "ImagePart",
+    "InvalidRequestError",
+    "LlamaChatFormatter",
+    "Message",
+    "MistralChatFormatter",
+    "ModelError",
+    "ModelInfo",
+    "NotFoundError",
+    "OpenAIChatFormatter",
+    "PermissionDeniedError",
+    "PhiChatFormatter",
+    "RateLimitError",
+    "ResponseFormatError",
+    "RetryPolicy",
+    "ServerError",
+    "StreamChunk",
+    "StreamError",
+    "StructuredOutputError",
+    "TextGenerationFormatter",
+    "TextPart",
+    "ToolCall",
+    "ToolCallDelta",
+    "Usage",
+    "__version__",
+    "available_formatters",
+    "family_for_model",
+    "get_formatter",
+    "register_formatter",
+]

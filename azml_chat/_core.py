@@ -1,0 +1,322 @@
+"""The decisions of a call, with no I/O (sans-IO, as in h11).
+
+What to send, whether a reply is an error (and which), whether to retry and after
+how long, and how streamed events add up to a reply. The async and sync clients
+are thin drivers over these functions, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from ._json import loads
+from ._sse import ServerSentEvent
+from ._version import __version__
+from .errors import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    AzureMLChatError,
+    BadRequestError,
+    InvalidRequestError,
+    ModelError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ResponseFormatError,
+    ServerError,
+    StreamError,
+)
+from .formatters import ChatFormatter, error_of_payload
+from .messages import ChatResponse, Message, StreamChunk, ToolCall, ToolCallDelta, Usage, converter
+
+__all__ = ["RetryPolicy"]
+
+USER_AGENT = f"azml-chat/{__version__}"
+RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+REQUEST_ID_HEADERS = ("x-request-id", "x-ms-request-id", "apim-request-id", "x-ms-client-request-id")
+_STATUS_ERRORS: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    422: BadRequestError,
+    429: RateLimitError,
+}
+
+
+@attrs.frozen
+class RetryPolicy:
+    """How long to wait between attempts.
+
+    Without a ``retry-after-ms`` / ``x-ms-retry-after-ms`` / ``retry-after`` header the
+    wait is ``initial_backoff * 2**attempt`` (at most ``max_backoff``) minus up to 25%
+    random jitter. A server-given wait is honoured up to ``max_retry_after`` seconds.
+    """
+
+    initial_backoff: float = attrs.field(default=0.5, validator=attrs.validators.ge(0))
+    max_backoff: float = attrs.field(default=8.0, validator=attrs.validators.ge(0))
+    max_retry_after: float = attrs.field(default=60.0, validator=attrs.validators.ge(0))
+
+
+def request_id_of(headers: Mapping[str, str]) -> str | None:
+    """The service's request id from the first header that carries one."""
+    for name in REQUEST_ID_HEADERS:
+        value = headers.get(name)
+        if value:
+            return value
+    return None
+
+
+def merge_params(defaults: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """Per-call parameters over the client's ``model_kwargs``, in a new dict; ``None`` drops a key."""
+    merged = {**defaults, **params}
+    if None in merged.values():
+        merged = {key: value for key, value in merged.items() if value is not None}
+    return merged
+
+
+def _excerpt(body: bytes) -> str:
+    return body[:300].decode("utf-8", "replace").strip()
+
+
+def decode_json(body: bytes, request_id: str | None) -> Any:
+    """Decode a JSON reply; :class:`ResponseFormatError` with an excerpt if it is not JSON."""
+    try:
+        return loads(body)
+    except ValueError:
+        what = "an HTML page" if body.lstrip()[:1] == b"<" else "not JSON"
+        raise ResponseFormatError(f"the reply is {what}", excerpt=_excerpt(body), request_id=request_id) from None
+
+
+def status_error(status: int, headers: Mapping[str, str], body: bytes) -> APIStatusError:
+    """The typed error for an error status, with the server's message and request id."""
+    request_id = request_id_of(headers)
+    payload: Any = None
+    code = headers.get("x-ms-error-code")
+    try:
+        payload = loads(body) if body else None
+        found = error_of_payload(payload)
+    except ValueError:
+        found = None
+    if found is not None:
+        message, code = found[0], found[1] or code
+    else:
+        text = _excerpt(body)
+        message = text if text and text[:1] != "<" else f"{status} error"
+        if text[:1] == "<":
+            message += f" (an HTML page: {text[:120]!r})"
+        payload = payload if payload is not None else body.decode("utf-8", "replace")
+    if status == 424:
+        model_status = headers.get("ms-azureml-model-error-statuscode")
+        reason = headers.get("ms-azureml-model-error-reason")
+        if reason and reason not in message:
+            message = f"{message} (model: {reason})"
+        return ModelError(
+            message,
+            status_code=status,
+            model_status=int(model_status) if model_status and model_status.isdigit() else None,
+            model_reason=reason,
+            request_id=request_id,
+            body=payload,
+            headers=headers,
+            code=code,
+        )
+    cls = _STATUS_ERRORS.get(status, ServerError if status == 408 or status >= 500 else APIStatusError)
+    return cls(message, status_code=status, request_id=request_id, body=payload, headers=headers, code=code)
+
+
+def is_retryable(error: AzureMLChatError) -> bool:
+    """Retry 408/429/5xx (and a 424 whose model status is one of them) and connection errors.
+
+    Connection errors here are only those raised before any byte of the reply arrived;
+    the drivers never offer a mid-body failure for retry.
+    """
+    if isinstance(error, ModelError):
+        return error.status_code == 424 and error.model_status in RETRYABLE_STATUS
+    if isinstance(error, APIStatusError):
+        return error.status_code in RETRYABLE_STATUS
+    return isinstance(error, APIConnectionError)
+
+
+def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds the server asked us to wait, from ``retry-after-ms``, ``x-ms-retry-after-ms``
+    (milliseconds) or ``retry-after`` (seconds or an HTTP date); ``None`` if absent or unreadable."""
+    for name in ("retry-after-ms", "x-ms-retry-after-ms"):
+        value = headers.get(name)
+        if value:
+            try:
+                return max(float(value) / 1000.0, 0.0)
+            except ValueError:
+                pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - (time.time() if now is None else now), 0.0)
+
+
+def retry_delay(error: AzureMLChatError, attempt: int, max_retries: int, policy: RetryPolicy) -> float | None:
+    """Seconds to wait before the next attempt, or ``None`` if ``error`` should be raised.
+
+    ``attempt`` counts from 0 for the first try.
+    """
+    if attempt >= max_retries or not is_retryable(error):
+        return None
+    if isinstance(error, APIStatusError):
+        asked = parse_retry_after(error.headers)
+        if asked is not None:
+            return min(asked, policy.max_retry_after)
+    backoff = min(policy.initial_backoff * 2.0**attempt, policy.max_backoff)
+    return backoff * (1.0 - 0.25 * random.random())
+
+
+def transport_error(exc: Exception, *, timed_out: bool, request_id: str | None = None) -> APIConnectionError:
+    """Wrap an HTTP-library failure; the message never holds headers (so never the key)."""
+    cls = APITimeoutError if timed_out else APIConnectionError
+    detail = str(exc) or type(exc).__name__
+    what = "timed out" if timed_out else "connection failed"
+    return cls(f"request {what}: {detail}", request_id=request_id)
+
+
+def parse_reply(formatter: ChatFormatter, body: bytes, request_id: str | None, elapsed: float) -> ChatResponse:
+    """Decode and parse a 200 reply into a :class:`ChatResponse` carrying its metadata."""
+    payload = decode_json(body, request_id)
+    try:
+        parsed = formatter.parse_response(payload)
+    except (APIStatusError, ResponseFormatError) as exc:
+        exc.request_id = exc.request_id or request_id
+        raise
+    except (KeyError, IndexError, TypeError, ValueError) as exc:  # a custom formatter tripped
+        raise ResponseFormatError(
+            f"{type(formatter).__name__} could not parse the reply ({type(exc).__name__}: {exc})",
+            excerpt=_excerpt(body),
+            request_id=request_id,
+        ) from exc
+    if isinstance(parsed, str):
+        return ChatResponse(Message("assistant", parsed), request_id=request_id, elapsed=elapsed, raw=payload)
+    return attrs.evolve(parsed, request_id=request_id, elapsed=elapsed, raw=payload)
+
+
+def format_body(formatter: ChatFormatter, messages: tuple[Message, ...], params: Mapping[str, Any]) -> Any:
+    """Ask the formatter for the body; its own mistakes become :class:`InvalidRequestError`."""
+    try:
+        return formatter.format_request(messages, params)
+    except AzureMLChatError:
+        raise
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise InvalidRequestError(
+            f"{type(formatter).__name__} could not format the request ({type(exc).__name__}: {exc})"
+        ) from exc
+
+
+class StreamState:
+    """Adds up streamed chat-completion chunks into chunks for the user and a final reply."""
+
+    def __init__(self, request_id: str | None) -> None:
+        self.request_id = request_id
+        self.done = False
+        self._content: list[str] = []
+        self._reasoning: list[str] = []
+        self._calls: dict[int, list[Any]] = {}  # index -> [id, name, [argument fragments]]
+        self._finish_reason: str | None = None
+        self._usage: Usage | None = None
+        self._model: str | None = None
+        self._id: str | None = None
+        self._last: Any = None
+
+    def _fail(self, message: str, body: Any = None) -> StreamError:
+        return StreamError(message, request_id=self.request_id, body=body)
+
+    def handle(self, event: ServerSentEvent) -> StreamChunk | None:
+        """One event in; a chunk out, or ``None`` for ``[DONE]``. Raises :class:`StreamError`."""
+        data = event.data
+        if event.event == "error":
+            try:
+                payload = loads(data)
+            except ValueError:
+                payload = data.decode("utf-8", "replace")
+            found = error_of_payload(payload)
+            raise self._fail(f"the stream reported an error: {found[0] if found else payload}", payload)
+        if data == b"[DONE]":
+            self.done = True
+            return None
+        try:
+            payload = loads(data)
+        except ValueError:
+            raise self._fail(f"a stream event is not JSON: {data[:200]!r}") from None
+        if not isinstance(payload, dict):
+            raise self._fail(f"a stream event is not a JSON object: {data[:200]!r}")
+        if "error" in payload:
+            found = error_of_payload(payload)
+            raise self._fail(f"the stream reported an error: {found[0] if found else payload}", payload)
+        self._last = payload
+        self._id = self._id or payload.get("id")
+        self._model = self._model or payload.get("model")
+        usage = payload.get("usage")
+        if isinstance(usage, dict):
+            self._usage = converter.structure(usage, Usage)
+        choices = payload.get("choices")
+        if not choices:
+            return StreamChunk(usage=self._usage, raw=payload)
+        choice = choices[0]
+        delta = choice.get("delta") or {}
+        content = delta.get("content") or ""
+        reasoning = delta.get("reasoning_content") or ""
+        finish = choice.get("finish_reason")
+        if content:
+            self._content.append(content)
+        if reasoning:
+            self._reasoning.append(reasoning)
+        if finish:
+            self._finish_reason = finish
+        deltas: tuple[ToolCallDelta, ...] = ()
+        if delta.get("tool_calls"):
+            deltas = tuple(self._add_tool_call(item) for item in delta["tool_calls"])
+        return StreamChunk(content, reasoning, deltas, finish, usage=self._usage if usage else None, raw=payload)
+
+    def _add_tool_call(self, item: Any) -> ToolCallDelta:
+        function = item.get("function") or {}
+        index = item.get("index", len(self._calls))
+        slot = self._calls.setdefault(index, [None, None, []])
+        slot[0] = slot[0] or item.get("id")
+        slot[1] = slot[1] or function.get("name")
+        arguments = function.get("arguments") or ""
+        slot[2].append(arguments)
+        return ToolCallDelta(index, item.get("id"), function.get("name"), arguments)
+
+    def response(self, elapsed: float) -> ChatResponse:
+        """The whole reply, assembled from every chunk seen."""
+        calls = tuple(
+            ToolCall(slot[0] or f"call_{index}", slot[1] or "", "".join(slot[2]))
+            for index, slot in sorted(self._calls.items())
+        )
+        message = Message(
+            "assistant",
+            "".join(self._content) if self._content or not calls else None,
+            tool_calls=calls,
+            reasoning_content="".join(self._reasoning) or None,
+        )
+        return ChatResponse(
+            message, self._finish_reason, self._usage, self._model, self._id, self.request_id, elapsed, self._last
+        )
+
+    def ended(self, pending: bool) -> None:
+        """The connection ended: an error unless ``[DONE]`` came."""
+        if not self.done:
+            cut = " in the middle of an event" if pending else ""
+            raise self._fail(f"the stream ended{cut} before [DONE]: the connection was closed early")

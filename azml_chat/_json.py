@@ -1,0 +1,24 @@
+"""The one JSON codec: compact UTF-8 out (the encoder escapes a prompt once), bytes or text in."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .errors import InvalidRequestError
+
+_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+loads = json.loads
+
+
+def dumps(value: Any) -> bytes:
+    """Encode ``value`` as compact UTF-8 JSON; :class:`InvalidRequestError` if it cannot be."""
+    try:
+        return _encoder.encode(value).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidRequestError(
+            f"text contains a lone surrogate ({exc.object[exc.start : exc.end]!r} at position "
+            f"{exc.start}), which is not valid Unicode: fix the string before sending it"
+        ) from None
+    except (TypeError, ValueError) as exc:
+        raise InvalidRequestError(f"request is not JSON-serializable: {exc}") from None

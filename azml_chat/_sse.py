@@ -1,0 +1,70 @@
+"""An incremental server-sent-events decoder (no I/O): feed it bytes, get whole events.
+
+Events may be split anywhere across reads; ``\\n``, ``\\r\\n`` and ``\\r`` all end a
+line; comment lines (``: ping``) are skipped; ``id`` and ``retry`` fields are ignored.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+__all__ = ["SSEDecoder", "ServerSentEvent"]
+
+
+class ServerSentEvent(NamedTuple):
+    """One event: its type (``message`` unless an ``event:`` field said otherwise) and data."""
+
+    event: str
+    data: bytes
+
+
+class SSEDecoder:
+    """Turns a byte stream into :class:`ServerSentEvent` values, one :meth:`feed` at a time."""
+
+    __slots__ = ("_buffer", "_data", "_event", "_skip_lf")
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._data: list[bytes] = []
+        self._event = ""
+        self._skip_lf = False  # the last chunk ended in "\r": a leading "\n" belongs to it
+
+    def feed(self, chunk: bytes) -> list[ServerSentEvent]:
+        """Decode what ``chunk`` completes; keep any partial line for the next call."""
+        if self._skip_lf and chunk[:1] == b"\n":
+            chunk = chunk[1:]
+        self._skip_lf = False
+        if not chunk:
+            return []
+        buffer = self._buffer + chunk if self._buffer else chunk
+        lines = buffer.splitlines(keepends=True)
+        last = lines[-1]
+        if last[-1:] not in (b"\n", b"\r"):
+            self._buffer = lines.pop()
+        else:
+            self._buffer = b""
+            self._skip_lf = last[-1:] == b"\r"
+        events: list[ServerSentEvent] = []
+        for line in lines:
+            line = line.rstrip(b"\r\n")
+            if not line:
+                if self._data:
+                    events.append(ServerSentEvent(self._event or "message", b"\n".join(self._data)))
+                self._data = []
+                self._event = ""
+                continue
+            field, colon, value = line.partition(b":")
+            if not field:
+                continue  # a comment
+            if colon and value[:1] == b" ":
+                value = value[1:]
+            if field == b"data":
+                self._data.append(value)
+            elif field == b"event":
+                self._event = value.decode("utf-8", "replace")
+        return events
+
+    @property
+    def pending(self) -> bool:
+        """True if a partial line or an undispatched event is buffered (the stream was cut)."""
+        return bool(self._buffer or self._data)

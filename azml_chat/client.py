@@ -1,0 +1,698 @@
+"""``AsyncChatClient`` and ``ChatClient``: thin I/O drivers over the sans-IO core.
+
+Everything both clients decide (request building, error mapping, retry waits,
+stream assembly) lives in :mod:`azml_chat._core`; this module only moves bytes
+with ``httpx.AsyncClient`` or ``httpx.Client`` and sleeps between attempts.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator, Mapping
+from types import TracebackType
+from typing import Any, Literal, Self
+
+import anyio
+import attrs
+import httpx
+
+from . import _core
+from ._auth import SCOPES, TokenProvider
+from ._core import RetryPolicy
+from ._json import dumps
+from ._sse import SSEDecoder
+from .config import (
+    DEFAULT_API_VERSION,
+    DEFAULT_TIMEOUT,
+    Endpoint,
+    parse_endpoint,
+    settings_from_env,
+)
+from .errors import (
+    APITimeoutError,
+    AzureMLChatError,
+    ConfigurationError,
+    InvalidRequestError,
+    ResponseFormatError,
+)
+from .formatters import ChatFormatter, LlamaChatFormatter, OpenAIChatFormatter, get_formatter
+from .messages import ChatResponse, MessageInput, StreamChunk, ToolCallDelta, coerce_messages
+
+__all__ = ["AsyncChatClient", "AsyncChatStream", "ChatClient", "ChatStream", "ModelInfo"]
+
+logger = logging.getLogger("azml_chat")
+
+DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+
+
+@attrs.frozen
+class ModelInfo:
+    """What ``GET /info`` says about a serverless deployment."""
+
+    model_name: str | None
+    model_type: str | None
+    model_provider_name: str | None
+    raw: Any = attrs.field(default=None, repr=False)
+
+
+@attrs.frozen
+class _Call:
+    """One prepared call: the encoded request and the limits it runs under."""
+
+    url: str
+    headers: dict[str, str]
+    content: bytes
+    timeout: httpx.Timeout
+    deadline_seconds: float | None
+    max_retries: int
+    stream: bool
+
+
+def _check_timeout(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ConfigurationError(f"timeout must be a positive number of seconds or None, not {value!r}")
+    return float(value)
+
+
+def _check_retries(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidRequestError(f"max_retries must be a whole number >= 0, not {value!r}")
+    return value
+
+
+class _BaseChatClient:
+    """Settings and request preparation shared by both clients."""
+
+    def __init__(
+        self,
+        endpoint_url: str | None = None,
+        *,
+        api_key: str | None = None,
+        api_type: str | None = None,
+        deployment_name: str | None = None,
+        formatter: str | ChatFormatter | type[ChatFormatter] | None = None,
+        model: str | None = None,
+        model_kwargs: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+        max_retries: int = 2,
+        retry_policy: RetryPolicy | None = None,
+        credential: Any = None,
+        credential_scope: str | None = None,
+        auth_header: Literal["bearer", "api-key"] = "bearer",
+        api_version: str = DEFAULT_API_VERSION,
+        headers: Mapping[str, str] | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+    ) -> None:
+        env = settings_from_env()
+        if endpoint_url is None:
+            endpoint_url = env.get("endpoint_url")
+            if endpoint_url is None:
+                raise ConfigurationError("no endpoint URL: pass endpoint_url=... or set AZUREML_ENDPOINT_URL")
+        if api_key is None and credential is None:
+            api_key = env.get("api_key")
+        if api_type is None:
+            api_type = env.get("api_type")
+        if deployment_name is None:
+            deployment_name = env.get("deployment_name")
+        self._endpoint: Endpoint = parse_endpoint(endpoint_url, api_type, api_version)
+        chat_route = self._endpoint.route == "chat"
+        chosen = get_formatter(formatter if formatter is not None else ("openai" if chat_route else "llama"))
+        if chat_route and isinstance(chosen, LlamaChatFormatter):
+            chosen = OpenAIChatFormatter()  # every family speaks the OpenAI body on chat-completions routes
+        self._formatter = chosen
+        if model_kwargs is not None and not isinstance(model_kwargs, Mapping):
+            raise ConfigurationError(f"model_kwargs must be a dict, not {type(model_kwargs).__name__}")
+        self._model_kwargs = dict(model_kwargs or {})
+        self._model = model
+        self.max_retries = _check_retries(max_retries)
+        self.timeout = _check_timeout(env.get("timeout", DEFAULT_TIMEOUT) if timeout is None else timeout)
+        self._httpx_timeout = httpx.Timeout(self.timeout)
+        self._retry_policy = retry_policy or RetryPolicy()
+        if not isinstance(max_response_bytes, int) or max_response_bytes <= 0:
+            raise ConfigurationError("max_response_bytes must be a positive number of bytes")
+        self.max_response_bytes = max_response_bytes
+        if auth_header not in ("bearer", "api-key"):
+            raise ConfigurationError("auth_header must be 'bearer' or 'api-key'")
+        if api_key is not None and (not isinstance(api_key, str) or not api_key.strip()):
+            raise ConfigurationError("api_key must be a non-empty string")
+        self._auth_header = auth_header
+        self._api_key = api_key
+        self._tokens = (
+            TokenProvider(credential, credential_scope or SCOPES[self._endpoint.api_type])
+            if credential is not None
+            else None
+        )
+        base = {
+            "content-type": "application/json",
+            "accept": "application/json",
+            "user-agent": _core.USER_AGENT,
+        }
+        if deployment_name:
+            base["azureml-model-deployment"] = deployment_name
+        if headers:
+            base.update({key.lower(): value for key, value in headers.items()})
+        if api_key is not None:
+            base.update(self._auth({}, api_key))
+        self._headers = base
+        self.deployment_name = deployment_name
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> Self:
+        """A client configured from ``AZUREML_ENDPOINT_URL``, ``AZUREML_ENDPOINT_API_KEY``,
+        ``AZUREML_DEPLOYMENT_NAME``, ``AZUREML_ENDPOINT_API_TYPE`` and ``AZUREML_TIMEOUT``;
+        keyword arguments override them."""
+        return cls(**{**settings_from_env(), **overrides})
+
+    # --- read-only views -----------------------------------------------------------
+
+    @property
+    def endpoint_url(self) -> str:
+        """The full request URL (with ``api-version`` where the route needs it)."""
+        return self._endpoint.url
+
+    @property
+    def api_type(self) -> str:
+        """``dedicated`` or ``serverless``."""
+        return self._endpoint.api_type
+
+    @property
+    def formatter(self) -> ChatFormatter:
+        """The formatter that builds request bodies and parses replies."""
+        return self._formatter
+
+    @property
+    def model_kwargs(self) -> dict[str, Any]:
+        """A copy of the default parameters sent with every call."""
+        return dict(self._model_kwargs)
+
+    def __repr__(self) -> str:
+        auth = "credential" if self._tokens else ("api-key" if self._api_key else "none")
+        return (
+            f"{type(self).__name__}(endpoint_url={self._endpoint.url!r}, api_type={self.api_type!r}, "
+            f"formatter={self._formatter.name!r}, deployment_name={self.deployment_name!r}, auth={auth!r})"
+        )
+
+    # --- request preparation -------------------------------------------------------
+
+    def _auth(self, headers: dict[str, str], secret: str) -> dict[str, str]:
+        if self._auth_header == "api-key":
+            headers["api-key"] = secret
+        else:
+            headers["authorization"] = f"Bearer {secret}"
+        return headers
+
+    def _prepare(
+        self,
+        messages: MessageInput,
+        params: Mapping[str, Any],
+        *,
+        stream: bool,
+        timeout: float | None,
+        max_retries: int | None,
+    ) -> _Call:
+        prepared = coerce_messages(messages)
+        merged = _core.merge_params(self._model_kwargs, params)
+        chat_route = self._endpoint.route == "chat"
+        if self._model is not None and chat_route:
+            merged.setdefault("model", self._model)
+        streaming = stream and chat_route and self._formatter.supports_streaming
+        if streaming:
+            merged["stream"] = True
+        elif chat_route:
+            merged.pop("stream", None)
+        body = _core.format_body(self._formatter, prepared, merged)
+        headers = {**self._headers, "x-ms-client-request-id": str(uuid.uuid4())}
+        extra = self._formatter.request_headers(body)
+        if extra:
+            headers.update(extra)
+        if streaming:
+            headers["accept"] = "text/event-stream"
+        seconds = _check_timeout(timeout)
+        return _Call(
+            self._endpoint.url,
+            headers,
+            dumps(body),
+            self._httpx_timeout if seconds is None else httpx.Timeout(seconds),
+            self.timeout if seconds is None else seconds,
+            self.max_retries if max_retries is None else _check_retries(max_retries),
+            streaming,
+        )
+
+    def _limit_reached(self, request_id: str | None) -> ResponseFormatError:
+        return ResponseFormatError(
+            f"the reply is larger than max_response_bytes={self.max_response_bytes}", request_id=request_id
+        )
+
+    def _log_retry(self, error: AzureMLChatError, attempt: int, delay: float) -> None:
+        logger.info("attempt %d failed (%s); retrying in %.3fs", attempt + 1, error, delay)
+
+
+def _response_chunk(reply: ChatResponse) -> StreamChunk:
+    """A whole reply as one stream chunk (for routes that cannot stream)."""
+    deltas = tuple(
+        ToolCallDelta(index, call.id, call.name, call.arguments) for index, call in enumerate(reply.tool_calls)
+    )
+    return StreamChunk(
+        reply.content, reply.reasoning_content or "", deltas, reply.finish_reason, reply.usage, reply.raw
+    )
+
+
+def _is_sse(response: httpx.Response) -> bool:
+    content_type: str = response.headers.get("content-type", "")
+    return content_type.startswith("text/event-stream")
+
+
+# --- async -----------------------------------------------------------------------------
+
+
+class AsyncChatClient(_BaseChatClient):
+    """Async client for an Azure ML dedicated (``/score``) or serverless (chat completions) endpoint.
+
+    Example::
+
+        async with AsyncChatClient("https://my-ep.eastus.inference.ml.azure.com/score",
+                                   api_key=key, formatter="llama") as client:
+            reply = await client.chat("Hello!", temperature=0.8, max_tokens=256)
+            print(reply.content)
+
+    ``endpoint_url``, ``api_key``, ``api_type``, ``deployment_name`` and ``timeout``
+    default to the ``AZUREML_*`` environment variables. ``formatter`` picks the model
+    family (``"llama"``, ``"mistral"``, ``"phi"``, ``"text-generation"``, ``"openai"``,
+    or a :class:`ChatFormatter`); chat-completions URLs always default to ``"openai"``.
+    ``model_kwargs`` are default parameters merged under each call's own. ``timeout``
+    (seconds, default 50) bounds each attempt; ``max_retries`` (default 2) bounds
+    retries of 408/429/5xx and connection failures. Pass ``http_client`` to share a
+    configured ``httpx.AsyncClient`` (the caller then closes it).
+    """
+
+    def __init__(
+        self,
+        endpoint_url: str | None = None,
+        *,
+        http_client: httpx.AsyncClient | None = None,
+        **settings: Any,
+    ) -> None:
+        super().__init__(endpoint_url, **settings)
+        self._owns_http = http_client is None
+        self._http = http_client or httpx.AsyncClient(timeout=self._httpx_timeout)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool (unless the caller passed its own ``http_client``)."""
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def chat(
+        self,
+        messages: MessageInput,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        **params: Any,
+    ) -> ChatResponse:
+        """Send a chat and return the whole reply.
+
+        ``messages`` is a string (one user turn), a :class:`Message`, a dict, or a list
+        of them. ``params`` (``temperature=0.8``, ``max_tokens=512``, ``stop=[...]``,
+        ``tools=...``, any model-specific knob) go over the client's ``model_kwargs``
+        for this call only; a ``None`` value removes a default.
+        """
+        call = self._prepare(messages, params, stream=False, timeout=timeout, max_retries=max_retries)
+        started = time.monotonic()
+        response = await self._send(call)
+        try:
+            body = await self._read(response, started + call.deadline_seconds if call.deadline_seconds else None)
+        finally:
+            await response.aclose()
+        request_id = _core.request_id_of(response.headers)
+        return _core.parse_reply(self._formatter, body, request_id, time.monotonic() - started)
+
+    def stream(
+        self,
+        messages: MessageInput,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        **params: Any,
+    ) -> AsyncChatStream:
+        """Stream a reply: ``async with client.stream(...) as stream: async for chunk in stream``.
+
+        Chunks carry text deltas, tool-call fragments, the finish reason and usage;
+        ``stream.response`` holds the assembled :class:`ChatResponse` once the stream
+        ends. Only failures before the first chunk are retried. Dedicated ``/score``
+        endpoints cannot stream: there the whole reply arrives as one chunk.
+        ``timeout`` bounds the wait for each piece, not the whole stream.
+        """
+        call = self._prepare(messages, params, stream=True, timeout=timeout, max_retries=max_retries)
+        return AsyncChatStream(self, call)
+
+    async def model_info(self) -> ModelInfo:
+        """``GET /info`` of a serverless endpoint: model name, type and provider."""
+        headers = await self._auth_headers(dict(self._headers))
+        try:
+            response = await self._http.get(self._endpoint.info_url, headers=headers, timeout=self._httpx_timeout)
+        except httpx.TransportError as exc:
+            raise _core.transport_error(exc, timed_out=isinstance(exc, httpx.TimeoutException)) from exc
+        return _model_info(response)
+
+    async def _auth_headers(self, headers: dict[str, str]) -> dict[str, str]:
+        if self._tokens is not None:
+            return self._auth(headers, await self._tokens.aget())
+        return headers
+
+    async def _send(self, call: _Call) -> httpx.Response:
+        """Send until a non-error status arrives or retries run out; returns an unread response."""
+        attempt = 0
+        while True:
+            headers = call.headers if self._tokens is None else await self._auth_headers(dict(call.headers))
+            request = self._http.build_request(
+                "POST", call.url, content=call.content, headers=headers, timeout=call.timeout
+            )
+            error: AzureMLChatError
+            try:
+                response = await self._http.send(request, stream=True)
+            except httpx.TransportError as exc:
+                error = _core.transport_error(exc, timed_out=isinstance(exc, httpx.TimeoutException))
+            else:
+                if response.status_code < 400:
+                    return response
+                try:
+                    body = await self._read(response, None)
+                except AzureMLChatError:
+                    body = b""
+                finally:
+                    await response.aclose()
+                error = _core.status_error(response.status_code, response.headers, body)
+            delay = _core.retry_delay(error, attempt, call.max_retries, self._retry_policy)
+            if delay is None:
+                raise error
+            self._log_retry(error, attempt, delay)
+            await anyio.sleep(delay)
+            attempt += 1
+
+    async def _read(self, response: httpx.Response, deadline: float | None) -> bytes:
+        """Read a whole body, bounded by ``max_response_bytes`` and the call's deadline."""
+        request_id = _core.request_id_of(response.headers)
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > self.max_response_bytes:
+                    raise self._limit_reached(request_id)
+                chunks.append(chunk)
+                if deadline is not None and time.monotonic() > deadline:
+                    raise APITimeoutError("the reply took longer than the timeout", request_id=request_id)
+        except httpx.TransportError as exc:
+            raise _core.transport_error(
+                exc, timed_out=isinstance(exc, httpx.TimeoutException), request_id=request_id
+            ) from exc
+        return b"".join(chunks)
+
+
+class AsyncChatStream:
+    """A streamed reply: iterate it for :class:`StreamChunk` values; use it as a context manager
+    so that leaving early closes the response and returns the connection to the pool."""
+
+    def __init__(self, client: AsyncChatClient, call: _Call) -> None:
+        self._client = client
+        self._call = call
+        self._iterator: AsyncIterator[StreamChunk] | None = None
+        #: The assembled reply, set when the stream has ended normally.
+        self.response: ChatResponse | None = None
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    def __aiter__(self) -> AsyncIterator[StreamChunk]:
+        if self._iterator is None:
+            self._iterator = self._chunks()
+        return self._iterator
+
+    async def aclose(self) -> None:
+        """Stop reading and release the connection."""
+        if self._iterator is not None:
+            await self._iterator.aclose()  # type: ignore[attr-defined]
+
+    async def get_final_response(self) -> ChatResponse:
+        """Read what is left of the stream and return the assembled reply."""
+        async for _ in self:
+            pass
+        assert self.response is not None
+        return self.response
+
+    async def _chunks(self) -> AsyncIterator[StreamChunk]:
+        client, call = self._client, self._call
+        started = time.monotonic()
+        response = await client._send(call)
+        try:
+            request_id = _core.request_id_of(response.headers)
+            if not call.stream or not _is_sse(response):
+                body = await client._read(response, None)
+                self.response = _core.parse_reply(client._formatter, body, request_id, time.monotonic() - started)
+                yield _response_chunk(self.response)
+                return
+            state = _core.StreamState(request_id)
+            decoder = SSEDecoder()
+            try:
+                async for raw in response.aiter_raw():
+                    for event in decoder.feed(raw):
+                        chunk = state.handle(event)
+                        if chunk is None:
+                            break
+                        yield chunk
+                    if state.done:
+                        break
+            except httpx.TransportError as exc:
+                timed_out = isinstance(exc, httpx.TimeoutException)
+                raise _core.transport_error(exc, timed_out=timed_out, request_id=request_id) from exc
+            state.ended(decoder.pending)
+            self.response = state.response(time.monotonic() - started)
+        finally:
+            await response.aclose()
+
+
+# --- sync ------------------------------------------------------------------------------
+
+
+class ChatClient(_BaseChatClient):
+    """Blocking client with the same settings and behaviour as :class:`AsyncChatClient`.
+
+    Example::
+
+        with ChatClient.from_env() as client:
+            print(client.chat("Hello!", max_tokens=256).content)
+
+    Safe to share between threads (the ``httpx.Client`` pool is thread-safe).
+    """
+
+    def __init__(
+        self,
+        endpoint_url: str | None = None,
+        *,
+        http_client: httpx.Client | None = None,
+        **settings: Any,
+    ) -> None:
+        super().__init__(endpoint_url, **settings)
+        self._owns_http = http_client is None
+        self._http = http_client or httpx.Client(timeout=self._httpx_timeout)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection pool (unless the caller passed its own ``http_client``)."""
+        if self._owns_http:
+            self._http.close()
+
+    def chat(
+        self,
+        messages: MessageInput,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        **params: Any,
+    ) -> ChatResponse:
+        """Send a chat and return the whole reply; see :meth:`AsyncChatClient.chat`."""
+        call = self._prepare(messages, params, stream=False, timeout=timeout, max_retries=max_retries)
+        started = time.monotonic()
+        response = self._send(call)
+        try:
+            body = self._read(response, started + call.deadline_seconds if call.deadline_seconds else None)
+        finally:
+            response.close()
+        request_id = _core.request_id_of(response.headers)
+        return _core.parse_reply(self._formatter, body, request_id, time.monotonic() - started)
+
+    def stream(
+        self,
+        messages: MessageInput,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        **params: Any,
+    ) -> ChatStream:
+        """Stream a reply: ``with client.stream(...) as stream: for chunk in stream``;
+        see :meth:`AsyncChatClient.stream`."""
+        call = self._prepare(messages, params, stream=True, timeout=timeout, max_retries=max_retries)
+        return ChatStream(self, call)
+
+    def model_info(self) -> ModelInfo:
+        """``GET /info`` of a serverless endpoint: model name, type and provider."""
+        headers = self._auth_headers(dict(self._headers))
+        try:
+            response = self._http.get(self._endpoint.info_url, headers=headers, timeout=self._httpx_timeout)
+        except httpx.TransportError as exc:
+            raise _core.transport_error(exc, timed_out=isinstance(exc, httpx.TimeoutException)) from exc
+        return _model_info(response)
+
+    def _auth_headers(self, headers: dict[str, str]) -> dict[str, str]:
+        if self._tokens is not None:
+            return self._auth(headers, self._tokens.get())
+        return headers
+
+    def _send(self, call: _Call) -> httpx.Response:
+        attempt = 0
+        while True:
+            headers = call.headers if self._tokens is None else self._auth_headers(dict(call.headers))
+            request = self._http.build_request(
+                "POST", call.url, content=call.content, headers=headers, timeout=call.timeout
+            )
+            error: AzureMLChatError
+            try:
+                response = self._http.send(request, stream=True)
+            except httpx.TransportError as exc:
+                error = _core.transport_error(exc, timed_out=isinstance(exc, httpx.TimeoutException))
+            else:
+                if response.status_code < 400:
+                    return response
+                try:
+                    body = self._read(response, None)
+                except AzureMLChatError:
+                    body = b""
+                finally:
+                    response.close()
+                error = _core.status_error(response.status_code, response.headers, body)
+            delay = _core.retry_delay(error, attempt, call.max_retries, self._retry_policy)
+            if delay is None:
+                raise error
+            self._log_retry(error, attempt, delay)
+            time.sleep(delay)
+            attempt += 1
+
+    def _read(self, response: httpx.Response, deadline: float | None) -> bytes:
+        request_id = _core.request_id_of(response.headers)
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > self.max_response_bytes:
+                    raise self._limit_reached(request_id)
+                chunks.append(chunk)
+                if deadline is not None and time.monotonic() > deadline:
+                    raise APITimeoutError("the reply took longer than the timeout", request_id=request_id)
+        except httpx.TransportError as exc:
+            raise _core.transport_error(
+                exc, timed_out=isinstance(exc, httpx.TimeoutException), request_id=request_id
+            ) from exc
+        return b"".join(chunks)
+
+
+class ChatStream:
+    """A streamed reply for :class:`ChatClient`; see :class:`AsyncChatStream`."""
+
+    def __init__(self, client: ChatClient, call: _Call) -> None:
+        self._client = client
+        self._call = call
+        self._iterator: Iterator[StreamChunk] | None = None
+        #: The assembled reply, set when the stream has ended normally.
+        self.response: ChatResponse | None = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[StreamChunk]:
+        if self._iterator is None:
+            self._iterator = self._chunks()
+        return self._iterator
+
+    def close(self) -> None:
+        """Stop reading and release the connection."""
+        if self._iterator is not None:
+            self._iterator.close()  # type: ignore[attr-defined]
+
+    def get_final_response(self) -> ChatResponse:
+        """Read what is left of the stream and return the assembled reply."""
+        for _ in self:
+            pass
+        assert self.response is not None
+        return self.response
+
+    def _chunks(self) -> Iterator[StreamChunk]:
+        client, call = self._client, self._call
+        started = time.monotonic()
+        response = client._send(call)
+        try:
+            request_id = _core.request_id_of(response.headers)
+            if not call.stream or not _is_sse(response):
+                body = client._read(response, None)
+                self.response = _core.parse_reply(client._formatter, body, request_id, time.monotonic() - started)
+                yield _response_chunk(self.response)
+                return
+            state = _core.StreamState(request_id)
+            decoder = SSEDecoder()
+            try:
+                for raw in response.iter_raw():
+                    for event in decoder.feed(raw):
+                        chunk = state.handle(event)
+                        if chunk is None:
+                            break
+                        yield chunk
+                    if state.done:
+                        break
+            except httpx.TransportError as exc:
+                timed_out = isinstance(exc, httpx.TimeoutException)
+                raise _core.transport_error(exc, timed_out=timed_out, request_id=request_id) from exc
+            state.ended(decoder.pending)
+            self.response = state.response(time.monotonic() - started)
+        finally:
+            response.close()
+
+
+def _model_info(response: httpx.Response) -> ModelInfo:
+    request_id = _core.request_id_of(response.headers)
+    if response.status_code >= 400:
+        raise _core.status_error(response.status_code, response.headers, response.content)
+    payload = _core.decode_json(response.content, request_id)
+    if not isinstance(payload, dict):
+        raise ResponseFormatError(
+            "/info did not return a JSON object", excerpt=response.text[:200], request_id=request_id
+        )
+    return ModelInfo(payload.get("model_name"), payload.get("model_type"), payload.get("model_provider_name"), payload)

@@ -1,0 +1,385 @@
+"""The message model: immutable attrs classes and one cattrs converter for the wire shape.
+
+Messages travel in the OpenAI chat-completions shape
+(``{"role": ..., "content": ..., "tool_calls": [...], "tool_call_id": ...}``);
+``converter.unstructure(message)`` produces it and ``converter.structure(d, Message)``
+reads it back, validating as it goes.
+"""
+
+from __future__ import annotations
+
+import base64
+import mimetypes
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal, TypeAlias, get_args
+
+import attrs
+import cattrs
+
+from ._json import dumps, loads
+from .errors import InvalidRequestError, ResponseFormatError
+
+__all__ = [
+    "ChatResponse",
+    "ContentPart",
+    "ImagePart",
+    "Message",
+    "MessageInput",
+    "Role",
+    "StreamChunk",
+    "TextPart",
+    "ToolCall",
+    "ToolCallDelta",
+    "Usage",
+    "coerce_messages",
+    "converter",
+]
+
+Role: TypeAlias = Literal["system", "user", "assistant", "tool", "developer"]
+ROLES: frozenset[str] = frozenset(get_args(Role))
+
+
+@attrs.frozen
+class TextPart:
+    """A text part of a multimodal message."""
+
+    text: str = attrs.field(validator=attrs.validators.instance_of(str))
+
+
+@attrs.frozen
+class ImagePart:
+    """An image part: an ``https://`` URL or a ``data:`` URL.
+
+    Use :meth:`from_bytes` or :meth:`from_path` to embed a local image.
+    """
+
+    url: str = attrs.field(validator=attrs.validators.instance_of(str))
+    detail: Literal["auto", "low", "high"] | None = None
+
+    @classmethod
+    def from_bytes(
+        cls, data: bytes, mime_type: str = "image/png", *, detail: Literal["auto", "low", "high"] | None = None
+    ) -> ImagePart:
+        """Embed raw image bytes as a base64 ``data:`` URL."""
+        encoded = base64.b64encode(data).decode("ascii")
+        return cls(f"data:{mime_type};base64,{encoded}", detail)
+
+    @classmethod
+    def from_path(
+        cls, path: str | os.PathLike[str], *, detail: Literal["auto", "low", "high"] | None = None
+    ) -> ImagePart:
+        """Read an image file and embed it; the MIME type comes from the file name."""
+        mime_type = mimetypes.guess_type(os.fspath(path))[0]
+        if mime_type is None or not mime_type.startswith("image/"):
+            raise InvalidRequestError(
+                f"cannot tell the image type of {os.fspath(path)!r}: use .png, .jpg, .gif or .webp"
+            )
+        with open(path, "rb") as file:
+            return cls.from_bytes(file.read(), mime_type, detail=detail)
+
+
+ContentPart: TypeAlias = TextPart | ImagePart
+
+
+@attrs.frozen
+class ToolCall:
+    """A function call requested by the model. ``arguments`` is the JSON text the model wrote."""
+
+    id: str
+    name: str
+    arguments: str = "{}"
+
+    def parsed_arguments(self) -> Any:
+        """The arguments decoded from JSON; :class:`ResponseFormatError` if the model wrote bad JSON."""
+        try:
+            return loads(self.arguments or "{}")
+        except ValueError:
+            raise ResponseFormatError(
+                f"tool call {self.name!r} has arguments that are not valid JSON", excerpt=self.arguments[:200]
+            ) from None
+
+
+def _to_content(value: Any) -> str | tuple[ContentPart, ...] | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, TextPart | ImagePart):
+        return (value,)
+    if isinstance(value, Iterable) and not isinstance(value, bytes | Mapping):
+        return tuple(converter.structure(part, ContentPart) for part in value)  # type: ignore[arg-type]
+    raise InvalidRequestError(
+        f"message content must be a string, a list of content parts or None, not {type(value).__name__}"
+    )
+
+
+def _to_tool_calls(value: Iterable[ToolCall]) -> tuple[ToolCall, ...]:
+    return tuple(value)
+
+
+def _check_role(_instance: Any, _attribute: Any, value: Any) -> None:
+    if value not in ROLES:
+        raise InvalidRequestError(f"unknown message role {value!r}: use one of {', '.join(sorted(ROLES))}")
+
+
+@attrs.frozen
+class Message:
+    """One chat turn.
+
+    ``content`` is a string, a tuple of :class:`TextPart`/:class:`ImagePart`, or
+    ``None`` (an assistant turn that only calls tools).
+    """
+
+    role: Role = attrs.field(validator=_check_role)
+    content: str | tuple[ContentPart, ...] | None = attrs.field(default=None, converter=_to_content)
+    name: str | None = None
+    tool_calls: tuple[ToolCall, ...] = attrs.field(default=(), converter=_to_tool_calls)
+    tool_call_id: str | None = None
+    reasoning_content: str | None = None
+
+    @classmethod
+    def system(cls, content: str) -> Message:
+        """A system (instructions) message."""
+        return cls("system", content)
+
+    @classmethod
+    def user(cls, content: str | Sequence[ContentPart]) -> Message:
+        """A user message: text, or a list of text and image parts."""
+        return cls("user", content)
+
+    @classmethod
+    def assistant(cls, content: str | None = None, tool_calls: Sequence[ToolCall] = ()) -> Message:
+        """An assistant message, e.g. an earlier reply kept in the history."""
+        return cls("assistant", content, tool_calls=tuple(tool_calls))
+
+    @classmethod
+    def tool(cls, content: str, tool_call_id: str) -> Message:
+        """The result of a tool call, sent back to the model."""
+        return cls("tool", content, tool_call_id=tool_call_id)
+
+    @property
+    def text(self) -> str:
+        """The text of the message: the string content, or its text parts joined."""
+        if self.content is None:
+            return ""
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(part.text for part in self.content if isinstance(part, TextPart))
+
+
+@attrs.frozen
+class Usage:
+    """Token counts reported by the endpoint."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    reasoning_tokens: int | None = None
+    cached_tokens: int | None = None
+
+
+@attrs.frozen
+class ChatResponse:
+    """A complete reply.
+
+    ``raw`` is the decoded JSON exactly as received (unknown fields included),
+    ``request_id`` the service's request id, ``elapsed`` the seconds the call took.
+    """
+
+    message: Message
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    model: str | None = None
+    id: str | None = None
+    request_id: str | None = None
+    elapsed: float | None = None
+    raw: Any = attrs.field(default=None, repr=False)
+
+    @property
+    def content(self) -> str:
+        """The answer text ("" when the model only called tools)."""
+        return self.message.text
+
+    @property
+    def tool_calls(self) -> tuple[ToolCall, ...]:
+        """Tool calls requested by the model."""
+        return self.message.tool_calls
+
+    @property
+    def reasoning_content(self) -> str | None:
+        """The model's reasoning, for reasoning models (kept apart from the answer)."""
+        return self.message.reasoning_content
+
+
+@attrs.frozen
+class ToolCallDelta:
+    """A fragment of a streamed tool call; fragments with the same ``index`` concatenate."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+@attrs.frozen
+class StreamChunk:
+    """One streamed piece of a reply."""
+
+    content: str = ""
+    reasoning_content: str = ""
+    tool_calls: tuple[ToolCallDelta, ...] = ()
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    raw: Any = attrs.field(default=None, repr=False)
+
+
+# --- the wire shape -----------------------------------------------------------------
+
+converter = cattrs.Converter()
+
+
+def _unstructure_message(message: Message) -> dict[str, Any]:
+    content = message.content
+    wire: dict[str, Any] = {
+        "role": message.role,
+        "content": content
+        if content is None or isinstance(content, str)
+        else [_unstructure_part(part) for part in content],
+    }
+    if message.name is not None:
+        wire["name"] = message.name
+    if message.tool_calls:
+        wire["tool_calls"] = [_unstructure_tool_call(call) for call in message.tool_calls]
+    if message.tool_call_id is not None:
+        wire["tool_call_id"] = message.tool_call_id
+    return wire
+
+
+def _unstructure_part(part: ContentPart) -> dict[str, Any]:
+    if isinstance(part, TextPart):
+        return {"type": "text", "text": part.text}
+    image: dict[str, Any] = {"url": part.url}
+    if part.detail is not None:
+        image["detail"] = part.detail
+    return {"type": "image_url", "image_url": image}
+
+
+def _unstructure_tool_call(call: ToolCall) -> dict[str, Any]:
+    return {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
+
+
+def _structure_part(value: Any, _type: Any) -> ContentPart:
+    if isinstance(value, TextPart | ImagePart):
+        return value
+    if isinstance(value, str):
+        return TextPart(value)
+    if isinstance(value, Mapping):
+        kind = value.get("type")
+        if kind == "text" and isinstance(value.get("text"), str):
+            return TextPart(value["text"])
+        if kind == "image_url":
+            image = value.get("image_url")
+            if isinstance(image, str):
+                return ImagePart(image)
+            if isinstance(image, Mapping) and isinstance(image.get("url"), str):
+                return ImagePart(image["url"], image.get("detail"))
+    raise InvalidRequestError(
+        'content parts must look like {"type": "text", "text": ...} or '
+        f'{{"type": "image_url", "image_url": {{"url": ...}}}}, got {value!r:.100}'
+    )
+
+
+def _structure_tool_call(value: Any, _type: Any) -> ToolCall:
+    if isinstance(value, ToolCall):
+        return value
+    if isinstance(value, Mapping):
+        function = value.get("function")
+        if isinstance(function, Mapping) and isinstance(function.get("name"), str):
+            arguments = function.get("arguments")
+            if not isinstance(arguments, str):  # some servers send an object
+                arguments = "{}" if arguments is None else _json_text(arguments)
+            return ToolCall(str(value.get("id") or ""), function["name"], arguments)
+    raise InvalidRequestError(
+        'tool calls must look like {"id": ..., "type": "function", "function": {"name": ..., "arguments": "..."}}'
+    )
+
+
+def _json_text(value: Any) -> str:
+    return dumps(value).decode()
+
+
+def _structure_message(value: Any, _type: Any) -> Message:
+    if isinstance(value, Message):
+        return value
+    if not isinstance(value, Mapping):
+        raise InvalidRequestError(
+            f'a message must be a Message, a dict like {{"role": "user", "content": "..."}} or a string, '
+            f"not {type(value).__name__}"
+        )
+    if "role" not in value:
+        raise InvalidRequestError(f"message {dict(value)!r:.100} has no 'role'")
+    name = value.get("name")
+    tool_call_id = value.get("tool_call_id")
+    reasoning = value.get("reasoning_content")
+    for key, item in (("name", name), ("tool_call_id", tool_call_id), ("reasoning_content", reasoning)):
+        if item is not None and not isinstance(item, str):
+            raise InvalidRequestError(f"message {key!r} must be a string, not {type(item).__name__}")
+    calls = value.get("tool_calls") or ()
+    if not isinstance(calls, Sequence) or isinstance(calls, str):
+        raise InvalidRequestError("message 'tool_calls' must be a list")
+    return Message(
+        value["role"],
+        value.get("content"),
+        name=name,
+        tool_calls=tuple(_structure_tool_call(call, ToolCall) for call in calls),
+        tool_call_id=tool_call_id,
+        reasoning_content=reasoning,
+    )
+
+
+def _structure_usage(value: Any, _type: Any) -> Usage:
+    def count(mapping: Any, key: str) -> int | None:
+        item = mapping.get(key) if isinstance(mapping, Mapping) else None
+        return item if isinstance(item, int) else None
+
+    prompt = count(value, "prompt_tokens") or 0
+    completion = count(value, "completion_tokens") or 0
+    return Usage(
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        total_tokens=count(value, "total_tokens") or prompt + completion,
+        reasoning_tokens=count(value.get("completion_tokens_details"), "reasoning_tokens"),
+        cached_tokens=count(value.get("prompt_tokens_details"), "cached_tokens"),
+    )
+
+
+converter.register_unstructure_hook(Message, _unstructure_message)
+converter.register_unstructure_hook(TextPart, _unstructure_part)
+converter.register_unstructure_hook(ImagePart, _unstructure_part)
+converter.register_unstructure_hook(ToolCall, _unstructure_tool_call)
+converter.register_structure_hook(Message, _structure_message)
+converter.register_structure_hook(ContentPart, _structure_part)
+converter.register_structure_hook(ToolCall, _structure_tool_call)
+converter.register_structure_hook(Usage, _structure_usage)
+
+MessageInput: TypeAlias = str | Message | Mapping[str, Any] | Sequence[Message | Mapping[str, Any] | str]
+
+
+def coerce_messages(messages: MessageInput) -> tuple[Message, ...]:
+    """Turn what users pass into messages: a string (one user turn), one message, or a list.
+
+    Strings inside a list are user turns. Raises :class:`InvalidRequestError` for
+    an empty list or anything that is not a message.
+    """
+    if isinstance(messages, str):
+        return (Message("user", messages),)
+    if isinstance(messages, Message | Mapping):
+        return (_structure_message(messages, Message),)
+    if not isinstance(messages, Sequence):
+        raise InvalidRequestError(
+            f"messages must be a string, a message or a list of messages, not {type(messages).__name__}"
+        )
+    if not messages:
+        raise InvalidRequestError("messages is empty: pass at least one message")
+    return tuple(
+        Message("user", item) if isinstance(item, str) else _structure_message(item, Message) for item in messages
+    )

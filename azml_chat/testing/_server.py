@@ -1,0 +1,445 @@
+"""``LocalEndpoint``: a real HTTP/1.1 server (h11 + anyio) imitating Azure ML chat endpoints."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Any, Literal
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import anyio
+import anyio.abc
+import anyio.from_thread
+import anyio.lowlevel
+import h11
+
+from ._app import (
+    CHAT_FAMILIES,
+    FAMILIES,
+    REPLY_SHAPES,
+    Handlers,
+    Reply,
+    azure_error,
+    fault_reply,
+    json_reply,
+    reason_phrase,
+    stream_error_event,
+)
+from ._models import Fault, RecordedRequest, Responder, echo_responder
+
+__all__ = ["LocalEndpoint"]
+
+logger = logging.getLogger("azml_chat.testing")
+
+_STREAM_ERRORS = (
+    anyio.EndOfStream,
+    anyio.BrokenResourceError,
+    anyio.ClosedResourceError,
+    OSError,
+    h11.LocalProtocolError,
+)
+_LINGER_SECONDS = 2.0
+
+
+class LocalEndpoint(Handlers):
+    """A local HTTP server that behaves like an Azure ML dedicated or serverless chat endpoint.
+
+    Use ``async with LocalEndpoint() as ep`` to serve in the current event loop (asyncio or
+    trio), or ``with LocalEndpoint() as ep`` / ``start()``/``stop()`` to serve from a
+    background thread. Every route is served whatever ``kind`` is; ``kind`` picks ``url``.
+    """
+
+    def __init__(
+        self,
+        *,
+        kind: Literal["dedicated", "serverless"] = "serverless",
+        family: str = "llama",
+        reply_shape: str | None = None,
+        api_key: str | None = "test-key",
+        token_validator: Callable[[str], bool] | None = None,
+        deployments: Sequence[str] | None = None,
+        model_name: str = "local-model",
+        responder: Responder | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        max_body_bytes: int = 10_000_000,
+    ) -> None:
+        if kind not in ("dedicated", "serverless"):
+            raise ValueError(f"kind must be 'dedicated' or 'serverless', not {kind!r}")
+        if family not in FAMILIES:
+            raise ValueError(f"unknown family {family!r}; expected one of {sorted(FAMILIES)}")
+        if reply_shape is None:
+            reply_shape = "output" if family in CHAT_FAMILIES else "openai"
+            reply_shape = "list0" if family == "text-generation" else reply_shape
+        if reply_shape not in REPLY_SHAPES:
+            raise ValueError(f"unknown reply_shape {reply_shape!r}; one of {sorted(REPLY_SHAPES)}")
+        self.kind = kind
+        self.family = family
+        self.reply_shape = reply_shape
+        self.api_key = api_key
+        self.token_validator = token_validator
+        self.deployments = list(deployments) if deployments is not None else None
+        self.model_name = model_name
+        self.responder = responder or echo_responder
+        self.host = host
+        self.max_body_bytes = max_body_bytes
+        self._requested_port = port
+        self._port: int | None = None
+        self._lock = threading.Lock()
+        self._faults: list[list[Any]] = []  # [fault, remaining uses]
+        self._requests: list[RecordedRequest] = []
+        self.open_connections = 0  #: currently open TCP connections
+        self.total_connections = 0  #: connections accepted since start
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._thread: threading.Thread | None = None
+        self._stop_event: anyio.Event | None = None
+        self._token: anyio.lowlevel.EventLoopToken | None = None
+
+    def __repr__(self) -> str:
+        where = self.base_url if self._port is not None else "not started"
+        return f"<LocalEndpoint {self.kind} {self.family} {where}>"
+
+    # -- addresses -------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        """The listening TCP port (raises ``RuntimeError`` before start)."""
+        if self._port is None:
+            raise RuntimeError("LocalEndpoint is not running")
+        return self._port
+
+    @property
+    def base_url(self) -> str:
+        """``http://HOST:PORT``."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def score_url(self) -> str:
+        """The dedicated scoring URL (``/score``)."""
+        return self.base_url + "/score"
+
+    @property
+    def chat_url(self) -> str:
+        """The serverless chat completions URL (``/v1/chat/completions``)."""
+        return self.base_url + "/v1/chat/completions"
+
+    @property
+    def url(self) -> str:
+        """The endpoint URL for ``kind``."""
+        return self.score_url if self.kind == "dedicated" else self.chat_url
+
+    # -- scripting and recording -----------------------------------------------------------
+
+    def add_fault(self, fault: Fault) -> None:
+        """Queue a fault; a request consumes the first queued fault whose ``path`` matches."""
+        with self._lock:
+            self._faults.append([fault, fault.times])
+
+    def clear(self) -> None:
+        """Forget queued faults and recorded requests."""
+        with self._lock:
+            self._faults.clear()
+            self._requests.clear()
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """A snapshot of every request received, in order."""
+        with self._lock:
+            return list(self._requests)
+
+    @property
+    def pending_faults(self) -> list[Fault]:
+        """Faults not yet (fully) consumed."""
+        with self._lock:
+            return [entry[0] for entry in self._faults]
+
+    def _take_fault(self, req: RecordedRequest) -> Fault | None:
+        with self._lock:
+            self._requests.append(req)
+            if req.method == "GET" and req.path == "/":
+                return None
+            for entry in self._faults:
+                fault: Fault = entry[0]
+                if fault.path is None or fault.path == req.path:
+                    entry[1] -= 1
+                    if entry[1] <= 0:
+                        self._faults.remove(entry)
+                    return fault
+        return None
+
+    # -- async lifecycle -------------------------------------------------------------------
+
+    async def __aenter__(self) -> LocalEndpoint:
+        """Start serving in the current event loop; enter and exit in the same task."""
+        if self._stack is not None:
+            raise RuntimeError("LocalEndpoint is already running")
+        async with contextlib.AsyncExitStack() as stack:
+            listener = await anyio.create_tcp_listener(
+                local_host=self.host, local_port=self._requested_port
+            )
+            await stack.enter_async_context(listener)
+            tg = await stack.enter_async_context(anyio.create_task_group())
+            stack.callback(tg.cancel_scope.cancel)  # runs first on exit: stop everything
+            self._port = listener.extra(anyio.abc.SocketAttribute.local_port)
+            self.open_connections = self.total_connections = 0
+            for sub in listener.listeners:
+                assert isinstance(sub, anyio.abc.SocketListener)
+                tg.start_soon(self._accept_loop, sub, tg)
+            self._stack = stack.pop_all()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Close every connection and stop listening."""
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            try:
+                await stack.__aexit__(exc_type, exc, tb)
+            finally:
+                self._port = None
+
+    async def _accept_loop(
+        self, listener: anyio.abc.SocketListener, tg: anyio.abc.TaskGroup
+    ) -> None:
+        while True:
+            try:
+                stream = await listener.accept()
+            except OSError as exc:  # e.g. EMFILE: back off instead of dying
+                logger.warning("accept failed: %s", exc)
+                await anyio.sleep(0.05)
+                continue
+            self.open_connections += 1
+            self.total_connections += 1
+            tg.start_soon(self._serve_connection, stream)
+
+    # -- thread lifecycle ------------------------------------------------------------------
+
+    def start(self, backend: str = "asyncio") -> LocalEndpoint:
+        """Serve from a daemon thread running its own event loop; return once listening."""
+        if self._thread is not None or self._stack is not None:
+            raise RuntimeError("LocalEndpoint is already running")
+        ready = threading.Event()
+        errors: list[BaseException] = []
+
+        def main() -> None:
+            try:
+                anyio.run(self._serve_until_stopped, ready, backend=backend)
+            except BaseException as exc:
+                if ready.is_set():
+                    logger.exception("LocalEndpoint thread crashed")
+                errors.append(exc)
+            finally:
+                ready.set()
+
+        self._thread = threading.Thread(target=main, name="azml-local-endpoint", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if errors:
+            self._thread.join()
+            self._thread = None
+            raise errors[0]
+        return self
+
+    async def _serve_until_stopped(self, ready: threading.Event) -> None:
+        async with self:
+            self._stop_event = anyio.Event()
+            self._token = anyio.lowlevel.current_token()
+            ready.set()
+            await self._stop_event.wait()
+
+    def stop(self) -> None:
+        """Stop a server started with ``start()``: close all connections and join the thread."""
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        if self._stop_event is not None and self._token is not None and thread.is_alive():
+            with contextlib.suppress(anyio.RunFinishedError):
+                anyio.from_thread.run_sync(self._stop_event.set, token=self._token)
+        thread.join()
+        self._stop_event = self._token = None
+
+    def __enter__(self) -> LocalEndpoint:
+        """Same as ``start()``."""
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Same as ``stop()``."""
+        self.stop()
+
+    # -- HTTP/1.1 --------------------------------------------------------------------------
+
+    async def _serve_connection(self, stream: anyio.abc.SocketStream) -> None:
+        conn = h11.Connection(h11.SERVER)
+        try:
+            while True:
+                event = await self._next_event(conn, stream)
+                if not isinstance(event, h11.Request):
+                    break
+                req, too_large = await self._read_request(conn, stream, event)
+                if not await self._answer(conn, stream, req, too_large):
+                    break
+                if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
+                    break
+                conn.start_next_cycle()
+        except h11.RemoteProtocolError as exc:
+            with contextlib.suppress(*_STREAM_ERRORS):
+                status = exc.error_status_hint
+                reply = json_reply(status, {"message": f"Bad HTTP request: {exc}"})
+                await self._send_reply(conn, stream, reply, {"connection": "close"}, None)
+        except _STREAM_ERRORS:
+            pass
+        except Exception:
+            logger.exception("LocalEndpoint connection handler failed")
+        finally:
+            self.open_connections -= 1
+            try:
+                with anyio.move_on_after(_LINGER_SECONDS):
+                    await _lingering_close(stream)
+            finally:
+                await anyio.aclose_forcefully(stream)
+
+    async def _next_event(self, conn: h11.Connection, stream: anyio.abc.SocketStream) -> Any:
+        while True:
+            event = conn.next_event()
+            if event is not h11.NEED_DATA:
+                return event
+            try:
+                data = await stream.receive(65536)
+            except anyio.EndOfStream:
+                data = b""
+            conn.receive_data(data)
+
+    async def _read_request(
+        self, conn: h11.Connection, stream: anyio.abc.SocketStream, head: h11.Request
+    ) -> tuple[RecordedRequest, bool]:
+        if conn.client_is_waiting_for_100_continue:
+            await stream.send(conn.send(h11.InformationalResponse(status_code=100, headers=[])))
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            event = await self._next_event(conn, stream)
+            if isinstance(event, h11.Data):
+                size += len(event.data)
+                if size <= self.max_body_bytes:
+                    chunks.append(bytes(event.data))
+            elif isinstance(event, h11.EndOfMessage):
+                break
+            else:  # pragma: no cover - h11 only yields Data/EndOfMessage here
+                raise anyio.EndOfStream
+        too_large = size > self.max_body_bytes
+        body = b"" if too_large else b"".join(chunks)
+        headers: dict[str, str] = {}
+        for name, value in head.headers:
+            key, val = name.decode("latin-1"), value.decode("latin-1")
+            headers[key] = f"{headers[key]}, {val}" if key in headers else val
+        target = urlsplit(head.target.decode("latin-1"))
+        try:
+            parsed: Any = json.loads(body) if body else None
+        except ValueError:
+            parsed = None
+        req = RecordedRequest(
+            method=head.method.decode("ascii", "replace"),
+            path=unquote(target.path),
+            query=dict(parse_qsl(target.query, keep_blank_values=True)),
+            headers=headers,
+            body=body,
+            json=parsed,
+        )
+        return req, too_large
+
+    async def _answer(
+        self,
+        conn: h11.Connection,
+        stream: anyio.abc.SocketStream,
+        req: RecordedRequest,
+        too_large: bool,
+    ) -> bool:
+        fault = self._take_fault(req)
+        if too_large:
+            msg = f"Request body exceeds {self.max_body_bytes} bytes."
+            reply = azure_error(413, "PayloadTooLarge", msg)
+        elif fault is not None and fault.replaces_reply:
+            reply = fault_reply(fault)
+        else:
+            try:
+                reply = await self.handle(req)
+            except Exception as exc:
+                logger.exception("LocalEndpoint responder failed")
+                msg = f"An unexpected error occurred in scoring script: {exc!r}"
+                reply = json_reply(500, {"message": msg})
+        if fault is not None and fault.stream_error is not None and reply.events is not None:
+            reply.events = [*reply.events[: reply.split], stream_error_event(fault.stream_error)]
+        request_id = str(uuid.uuid4())
+        headers = {"x-request-id": request_id, "x-ms-request-id": request_id}
+        if "x-ms-client-request-id" in req.headers:
+            headers["x-ms-client-request-id"] = req.headers["x-ms-client-request-id"]
+        if req.path == "/score" or self.kind == "dedicated":
+            headers["azureml-model-deployment"] = self.deployment_for(req)
+        headers.update(reply.headers)
+        if fault is not None:
+            headers.update({k.lower(): v for k, v in fault.headers.items()})
+        return await self._send_reply(conn, stream, reply, headers, fault)
+
+    async def _send_reply(
+        self,
+        conn: h11.Connection,
+        stream: anyio.abc.SocketStream,
+        reply: Reply,
+        headers: dict[str, str],
+        fault: Fault | None,
+    ) -> bool:
+        """Put ``reply`` on the wire, misbehaving as ``fault`` says; False: close the connection."""
+        drop = fault.drop if fault else None
+        if fault is not None and fault.delay_before_headers > 0:
+            await anyio.sleep(fault.delay_before_headers)
+        if drop == "before_headers":
+            return False
+        headers = {"content-type": reply.content_type, **headers}
+        if reply.events is None:
+            headers["content-length"] = str(len(reply.body))
+            pieces = [reply.body]
+        else:
+            headers["transfer-encoding"] = "chunked"
+            pieces = reply.events[: reply.split] if drop == "mid_stream" else reply.events
+        if drop == "in_body" or (drop == "mid_stream" and reply.events is None):
+            data = b"".join(pieces)
+            pieces = [data[: len(data) // 2]]
+        if fault is not None and fault.delay_between_chunks > 0:
+            data, n = b"".join(pieces), fault.chunk_size
+            pieces = [data[i : i + n] for i in range(0, len(data), n)]
+        head = h11.Response(
+            status_code=reply.status,
+            headers=[(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()],
+            reason=reason_phrase(reply.status).encode(),
+        )
+        await stream.send(conn.send(head) or b"")
+        for i, piece in enumerate(p for p in pieces if p):
+            if i and fault is not None and fault.delay_between_chunks > 0:
+                await anyio.sleep(fault.delay_between_chunks)
+            await stream.send(conn.send(h11.Data(data=piece)) or b"")
+        if drop is not None:
+            return False
+        await stream.send(conn.send(h11.EndOfMessage()) or b"")
+        return True
+
+
+async def _lingering_close(stream: anyio.abc.SocketStream) -> None:
+    """Send FIN after all data, then read until the client closes (avoids RST losing data)."""
+    with contextlib.suppress(*_STREAM_ERRORS):
+        await stream.send_eof()
+        while True:
+            await stream.receive(65536)

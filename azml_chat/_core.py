@@ -243,7 +243,8 @@ class StreamState:
         return StreamError(message, request_id=self.request_id, body=body)
 
     def handle(self, event: ServerSentEvent) -> StreamChunk | None:
-        """One event in; a chunk out, or ``None`` for ``[DONE]``. Raises :class:`StreamError`."""
+        """One event in; a chunk out, or ``None`` for ``[DONE]`` (then :attr:`done` is set) and for
+        events that carry nothing (other event types, empty keep-alives). Raises :class:`StreamError`."""
         data = event.data
         if event.event == "error":
             try:
@@ -255,13 +256,15 @@ class StreamState:
         if data == b"[DONE]":
             self.done = True
             return None
+        if event.event != "message" or not data.strip():
+            return None
         try:
             payload = loads(data)
         except ValueError:
             raise self._fail(f"a stream event is not JSON: {data[:200]!r}") from None
         if not isinstance(payload, dict):
             raise self._fail(f"a stream event is not a JSON object: {data[:200]!r}")
-        if "error" in payload:
+        if payload.get("error"):  # some servers send "error": null in every chunk
             found = error_of_payload(payload)
             raise self._fail(f"the stream reported an error: {found[0] if found else payload}", payload)
         self._last = payload
@@ -273,8 +276,10 @@ class StreamState:
         choices = payload.get("choices")
         if not choices:
             return StreamChunk(usage=self._usage, raw=payload)
-        choice = choices[0]
-        delta = choice.get("delta") or {}
+        choice = choices[0] if isinstance(choices, list) else None
+        delta = (choice.get("delta") or {}) if isinstance(choice, dict) else None
+        if not isinstance(choice, dict) or not isinstance(delta, dict):
+            raise self._fail(f"a stream chunk has malformed choices: {data[:200]!r}", payload)
         content = delta.get("content") or ""
         reasoning = delta.get("reasoning_content") or ""
         finish = choice.get("finish_reason")
@@ -286,12 +291,17 @@ class StreamState:
             self._finish_reason = finish
         deltas: tuple[ToolCallDelta, ...] = ()
         if delta.get("tool_calls"):
-            deltas = tuple(self._add_tool_call(item) for item in delta["tool_calls"])
+            items = delta["tool_calls"]
+            if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+                raise self._fail(f"a stream chunk has malformed tool calls: {data[:200]!r}", payload)
+            deltas = tuple(self._add_tool_call(item) for item in items)
         return StreamChunk(content, reasoning, deltas, finish, usage=self._usage if usage else None, raw=payload)
 
     def _add_tool_call(self, item: Any) -> ToolCallDelta:
-        function = item.get("function") or {}
-        index = item.get("index", len(self._calls))
+        function = item.get("function") if isinstance(item.get("function"), dict) else {}
+        index = item.get("index")
+        if not isinstance(index, int):  # no index: a new id starts a call, else it continues the last one
+            index = len(self._calls) if item.get("id") or not self._calls else max(self._calls)
         slot = self._calls.setdefault(index, [None, None, []])
         slot[0] = slot[0] or item.get("id")
         slot[1] = slot[1] or function.get("name")

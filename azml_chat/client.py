@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, TypeVar
 
 import anyio
 import attrs
@@ -36,15 +36,21 @@ from .errors import (
     ConfigurationError,
     InvalidRequestError,
     ResponseFormatError,
+    StreamError,
 )
 from .formatters import ChatFormatter, LlamaChatFormatter, OpenAIChatFormatter, get_formatter
 from .messages import ChatResponse, MessageInput, StreamChunk, ToolCallDelta, coerce_messages
+from .structured import parse_structured, response_format_for
+from .tools import tool_choice_to_wire, tools_to_wire
 
 __all__ = ["AsyncChatClient", "AsyncChatStream", "ChatClient", "ChatStream", "ModelInfo"]
 
 logger = logging.getLogger("azml_chat")
 
 DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+#: After ``[DONE]`` read at most this much more (the end of the body) so the connection can be reused.
+_DRAIN_LIMIT = 64 * 1024
+_T = TypeVar("_T")
 
 
 @attrs.frozen
@@ -139,6 +145,8 @@ class _BaseChatClient:
             raise ConfigurationError("auth_header must be 'bearer' or 'api-key'")
         if api_key is not None and (not isinstance(api_key, str) or not api_key.strip()):
             raise ConfigurationError("api_key must be a non-empty string")
+        if api_key is not None and credential is not None:
+            raise ConfigurationError("pass either api_key or credential, not both")
         self._auth_header = auth_header
         self._api_key = api_key
         self._tokens = (
@@ -216,6 +224,12 @@ class _BaseChatClient:
     ) -> _Call:
         prepared = coerce_messages(messages)
         merged = _core.merge_params(self._model_kwargs, params)
+        if "tools" in merged:
+            merged["tools"] = tools_to_wire(merged["tools"])
+        if "tool_choice" in merged:
+            merged["tool_choice"] = tool_choice_to_wire(merged["tool_choice"])
+        if isinstance(merged.get("response_format"), type):
+            merged["response_format"] = response_format_for(merged["response_format"])
         chat_route = self._endpoint.route == "chat"
         if self._model is not None and chat_route:
             merged.setdefault("model", self._model)
@@ -241,6 +255,12 @@ class _BaseChatClient:
             self.max_retries if max_retries is None else _check_retries(max_retries),
             streaming,
         )
+
+    def _structured_params(self, cls: type[Any], params: dict[str, Any]) -> dict[str, Any]:
+        """``params`` asking for JSON shaped like ``cls`` (OpenAI bodies only), unless they already ask."""
+        if self._formatter.route == "chat" and "response_format" not in {**self._model_kwargs, **params}:
+            return {**params, "response_format": response_format_for(cls)}
+        return params
 
     def _limit_reached(self, request_id: str | None) -> ResponseFormatError:
         return ResponseFormatError(
@@ -357,6 +377,25 @@ class AsyncChatClient(_BaseChatClient):
         call = self._prepare(messages, params, stream=True, timeout=timeout, max_retries=max_retries)
         return AsyncChatStream(self, call)
 
+    async def chat_structured(
+        self,
+        messages: MessageInput,
+        cls: type[_T],
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        **params: Any,
+    ) -> _T:
+        """Ask for a reply shaped like the attrs class ``cls`` and return it as a ``cls`` instance.
+
+        On chat-completions bodies this sends ``response_format=response_format_for(cls)``
+        unless a ``response_format`` is given. Raises :class:`StructuredOutputError`
+        (holding the reply text) when the reply is not JSON or does not fit ``cls``.
+        """
+        params = self._structured_params(cls, params)
+        reply = await self.chat(messages, timeout=timeout, max_retries=max_retries, **params)
+        return parse_structured(reply, cls)
+
     async def model_info(self) -> ModelInfo:
         """``GET /info`` of a serverless endpoint: model name, type and provider."""
         headers = await self._auth_headers(dict(self._headers))
@@ -454,7 +493,8 @@ class AsyncChatStream:
         """Read what is left of the stream and return the assembled reply."""
         async for _ in self:
             pass
-        assert self.response is not None
+        if self.response is None:
+            raise StreamError("the stream was closed or failed before it ended: there is no final response")
         return self.response
 
     async def _chunks(self) -> AsyncIterator[StreamChunk]:
@@ -470,18 +510,24 @@ class AsyncChatStream:
                 return
             state = _core.StreamState(request_id)
             decoder = SSEDecoder()
+            drained = 0
             try:
-                async for raw in response.aiter_raw():
+                async for raw in response.aiter_bytes():  # decoded bytes, as they arrive
+                    if state.done:  # read the end of the body so the connection goes back to the pool
+                        drained += len(raw)
+                        if drained > _DRAIN_LIMIT:
+                            break
+                        continue
                     for event in decoder.feed(raw):
                         chunk = state.handle(event)
-                        if chunk is None:
+                        if state.done:
                             break
-                        yield chunk
-                    if state.done:
-                        break
+                        if chunk is not None:
+                            yield chunk
             except httpx.TransportError as exc:
-                timed_out = isinstance(exc, httpx.TimeoutException)
-                raise _core.transport_error(exc, timed_out=timed_out, request_id=request_id) from exc
+                if not state.done:
+                    timed_out = isinstance(exc, httpx.TimeoutException)
+                    raise _core.transport_error(exc, timed_out=timed_out, request_id=request_id) from exc
             state.ended(decoder.pending)
             self.response = state.response(time.monotonic() - started)
         finally:
@@ -510,6 +556,8 @@ class ChatClient(_BaseChatClient):
         **settings: Any,
     ) -> None:
         super().__init__(endpoint_url, **settings)
+        if self._tokens is not None and self._tokens.is_async:
+            raise ConfigurationError("an async credential (azure.identity.aio) needs AsyncChatClient")
         self._owns_http = http_client is None
         self._http = http_client or httpx.Client(timeout=self._httpx_timeout)
 
@@ -557,6 +605,19 @@ class ChatClient(_BaseChatClient):
         see :meth:`AsyncChatClient.stream`."""
         call = self._prepare(messages, params, stream=True, timeout=timeout, max_retries=max_retries)
         return ChatStream(self, call)
+
+    def chat_structured(
+        self,
+        messages: MessageInput,
+        cls: type[_T],
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        **params: Any,
+    ) -> _T:
+        """Ask for a reply shaped like the attrs class ``cls``; see :meth:`AsyncChatClient.chat_structured`."""
+        params = self._structured_params(cls, params)
+        return parse_structured(self.chat(messages, timeout=timeout, max_retries=max_retries, **params), cls)
 
     def model_info(self) -> ModelInfo:
         """``GET /info`` of a serverless endpoint: model name, type and provider."""
@@ -652,7 +713,8 @@ class ChatStream:
         """Read what is left of the stream and return the assembled reply."""
         for _ in self:
             pass
-        assert self.response is not None
+        if self.response is None:
+            raise StreamError("the stream was closed or failed before it ended: there is no final response")
         return self.response
 
     def _chunks(self) -> Iterator[StreamChunk]:
@@ -668,18 +730,24 @@ class ChatStream:
                 return
             state = _core.StreamState(request_id)
             decoder = SSEDecoder()
+            drained = 0
             try:
-                for raw in response.iter_raw():
+                for raw in response.iter_bytes():  # decoded bytes, as they arrive
+                    if state.done:  # read the end of the body so the connection goes back to the pool
+                        drained += len(raw)
+                        if drained > _DRAIN_LIMIT:
+                            break
+                        continue
                     for event in decoder.feed(raw):
                         chunk = state.handle(event)
-                        if chunk is None:
+                        if state.done:
                             break
-                        yield chunk
-                    if state.done:
-                        break
+                        if chunk is not None:
+                            yield chunk
             except httpx.TransportError as exc:
-                timed_out = isinstance(exc, httpx.TimeoutException)
-                raise _core.transport_error(exc, timed_out=timed_out, request_id=request_id) from exc
+                if not state.done:
+                    timed_out = isinstance(exc, httpx.TimeoutException)
+                    raise _core.transport_error(exc, timed_out=timed_out, request_id=request_id) from exc
             state.ended(decoder.pending)
             self.response = state.response(time.monotonic() - started)
         finally:

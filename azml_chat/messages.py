@@ -47,6 +47,19 @@ class TextPart:
     text: str = attrs.field(validator=attrs.validators.instance_of(str))
 
 
+def _check_image_url(_instance: Any, _attribute: Any, value: Any) -> None:
+    if not isinstance(value, str) or not value.startswith(("https://", "http://", "data:")):
+        raise InvalidRequestError(
+            f"an image URL must start with https://, http:// or data: (use ImagePart.from_path for a file), "
+            f"not {value!r:.80}"
+        )
+
+
+def _check_detail(_instance: Any, _attribute: Any, value: Any) -> None:
+    if value not in (None, "auto", "low", "high"):
+        raise InvalidRequestError(f"image detail must be 'auto', 'low', 'high' or None, not {value!r}")
+
+
 @attrs.frozen
 class ImagePart:
     """An image part: an ``https://`` URL or a ``data:`` URL.
@@ -54,14 +67,18 @@ class ImagePart:
     Use :meth:`from_bytes` or :meth:`from_path` to embed a local image.
     """
 
-    url: str = attrs.field(validator=attrs.validators.instance_of(str))
-    detail: Literal["auto", "low", "high"] | None = None
+    url: str = attrs.field(validator=_check_image_url, repr=lambda url: f"{url[:60]!r}{'...' if len(url) > 60 else ''}")
+    detail: Literal["auto", "low", "high"] | None = attrs.field(default=None, validator=_check_detail)
 
     @classmethod
     def from_bytes(
         cls, data: bytes, mime_type: str = "image/png", *, detail: Literal["auto", "low", "high"] | None = None
     ) -> ImagePart:
         """Embed raw image bytes as a base64 ``data:`` URL."""
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise InvalidRequestError(f"image data must be bytes, not {type(data).__name__}")
+        if not isinstance(mime_type, str) or not mime_type.startswith("image/"):
+            raise InvalidRequestError(f"mime_type must look like 'image/png', not {mime_type!r}")
         encoded = base64.b64encode(data).decode("ascii")
         return cls(f"data:{mime_type};base64,{encoded}", detail)
 
@@ -75,8 +92,12 @@ class ImagePart:
             raise InvalidRequestError(
                 f"cannot tell the image type of {os.fspath(path)!r}: use .png, .jpg, .gif or .webp"
             )
-        with open(path, "rb") as file:
-            return cls.from_bytes(file.read(), mime_type, detail=detail)
+        try:
+            with open(path, "rb") as file:
+                data = file.read()
+        except OSError as exc:
+            raise InvalidRequestError(f"cannot read image {os.fspath(path)!r}: {exc.strerror or exc}") from None
+        return cls.from_bytes(data, mime_type, detail=detail)
 
 
 ContentPart: TypeAlias = TextPart | ImagePart

@@ -19,9 +19,7 @@ from ._models import ChatTurn, Fault, RecordedRequest, Responder, ScriptedReply,
 
 CHAT_FAMILIES = frozenset({"llama", "hf", "phi", "mistral"})
 FAMILIES = CHAT_FAMILIES | {"openai", "text-generation"}
-REPLY_SHAPES = frozenset(
-    {"output", "list0", "generated_text", "output_list", "list", "openai", "double_encoded"}
-)
+REPLY_SHAPES = frozenset({"output", "list0", "generated_text", "output_list", "list", "openai", "double_encoded"})
 STANDARD_KEYS = frozenset(
     {
         "messages",
@@ -98,9 +96,7 @@ class HTTPError(Exception):
 
 def json_reply(status: int, obj: Any, **headers: str) -> Reply:
     """A JSON reply."""
-    return Reply(
-        status, json_bytes(obj), headers={k.replace("_", "-"): v for k, v in headers.items()}
-    )
+    return Reply(status, json_bytes(obj), headers={k.replace("_", "-"): v for k, v in headers.items()})
 
 
 def azure_error(status: int, code: str, message: str) -> Reply:
@@ -189,8 +185,7 @@ def _tool_calls(calls: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
         fn["arguments"] = args if isinstance(args, str) else json.dumps(args)
         fn.setdefault("name", "")
         out.append(
-            {**call, "id": call.get("id") or f"call_{uuid.uuid4().hex[:24]}", "type": "function"}
-            | {"function": fn}
+            {**call, "id": call.get("id") or f"call_{uuid.uuid4().hex[:24]}", "type": "function"} | {"function": fn}
         )
     return out
 
@@ -404,9 +399,7 @@ def _completion(reply: ScriptedReply, messages: list[dict[str, Any]], model: str
     }
 
 
-def _stream_reply(
-    reply: ScriptedReply, messages: list[dict[str, Any]], model: str, include_usage: bool
-) -> Reply:
+def _stream_reply(reply: ScriptedReply, messages: list[dict[str, Any]], model: str, include_usage: bool) -> Reply:
     """The SSE events of a streamed completion."""
     head: dict[str, Any] = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion.chunk"}
     head |= {"created": int(time.time()), "model": model}
@@ -421,9 +414,7 @@ def _stream_reply(
     for i, call in enumerate(_tool_calls(reply.tool_calls)):
         fn = call["function"]
         first = {"index": i, "id": call["id"], "type": "function"}
-        body.append(
-            event({"tool_calls": [first | {"function": {"name": fn["name"], "arguments": ""}}]})
-        )
+        body.append(event({"tool_calls": [first | {"function": {"name": fn["name"], "arguments": ""}}]}))
         for frag in _split_args(fn["arguments"]):
             body.append(event({"tool_calls": [{"index": i, "function": {"arguments": frag}}]}))
     split = len(events) + min(1, len(body))
@@ -439,11 +430,7 @@ def _stream_reply(
 
 def stream_error_event(error: Any) -> bytes:
     """The ``event: error`` SSE event for a fault's ``stream_error``."""
-    data = (
-        error
-        if isinstance(error, bytes)
-        else (error.encode() if isinstance(error, str) else json_bytes(error))
-    )
+    data = error if isinstance(error, bytes) else (error.encode() if isinstance(error, str) else json_bytes(error))
     return b"event: error\ndata: " + data + b"\n\n"
 
 

@@ -179,9 +179,7 @@ class LocalEndpoint(Handlers):
         if self._stack is not None:
             raise RuntimeError("LocalEndpoint is already running")
         async with contextlib.AsyncExitStack() as stack:
-            listener = await anyio.create_tcp_listener(
-                local_host=self.host, local_port=self._requested_port
-            )
+            listener = await anyio.create_tcp_listener(local_host=self.host, local_port=self._requested_port)
             await stack.enter_async_context(listener)
             tg = await stack.enter_async_context(anyio.create_task_group())
             stack.callback(tg.cancel_scope.cancel)  # runs first on exit: stop everything
@@ -207,9 +205,7 @@ class LocalEndpoint(Handlers):
             finally:
                 self._port = None
 
-    async def _accept_loop(
-        self, listener: anyio.abc.SocketListener, tg: anyio.abc.TaskGroup
-    ) -> None:
+    async def _accept_loop(self, listener: anyio.abc.SocketListener, tg: anyio.abc.TaskGroup) -> None:
         while True:
             try:
                 stream = await listener.accept()

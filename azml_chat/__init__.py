@@ -52,6 +52,8 @@ from .messages import (
     ToolCallDelta,
     Usage,
 )
+from .structured import json_schema, parse_structured, response_format_for
+from .tools import aexecute_tool_calls, execute_tool_calls, tool_schema, tools_to_wire
 
 __all__ = [
     "DEFAULT_API_VERSION",
@@ -92,8 +94,15 @@ __all__ = [
     "ToolCallDelta",
     "Usage",
     "__version__",
+    "aexecute_tool_calls",
     "available_formatters",
+    "execute_tool_calls",
     "family_for_model",
     "get_formatter",
+    "json_schema",
+    "parse_structured",
     "register_formatter",
+    "response_format_for",
+    "tool_schema",
+    "tools_to_wire",
 ]

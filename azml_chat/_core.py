@@ -8,6 +8,7 @@ are thin drivers over these functions, so the two cannot drift apart.
 from __future__ import annotations
 
 import email.utils
+import math
 import random
 import time
 from collections.abc import Mapping
@@ -35,7 +36,7 @@ from .errors import (
     StreamError,
 )
 from .formatters import ChatFormatter, error_of_payload
-from .messages import ChatResponse, Message, StreamChunk, ToolCall, ToolCallDelta, Usage, converter
+from .messages import ChatResponse, Message, StreamChunk, ToolCall, ToolCallDelta, Usage, _structure_usage
 
 __all__ = ["RetryPolicy"]
 
@@ -146,28 +147,35 @@ def is_retryable(error: AzureMLChatError) -> bool:
     return isinstance(error, APIConnectionError)
 
 
+def _number(value: str | None, per_second: float) -> float | None:
+    """A header's number as seconds (at least 0); ``None`` if absent, not a number or NaN."""
+    if not value:
+        return None
+    try:
+        seconds = float(value) / per_second
+    except ValueError:
+        return None
+    return None if math.isnan(seconds) else max(seconds, 0.0)
+
+
 def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
     """Seconds the server asked us to wait, from ``retry-after-ms``, ``x-ms-retry-after-ms``
     (milliseconds) or ``retry-after`` (seconds or an HTTP date); ``None`` if absent or unreadable."""
     for name in ("retry-after-ms", "x-ms-retry-after-ms"):
-        value = headers.get(name)
-        if value:
-            try:
-                return max(float(value) / 1000.0, 0.0)
-            except ValueError:
-                pass
+        seconds = _number(headers.get(name), 1000.0)
+        if seconds is not None:
+            return seconds
     value = headers.get("retry-after")
     if not value:
         return None
+    seconds = _number(value, 1.0)
+    if seconds is not None:
+        return seconds
     try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        when = email.utils.parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, OverflowError):  # not a date, or a year out of range
         return None
-    return max(when.timestamp() - (time.time() if now is None else now), 0.0)
+    return max(when - (time.time() if now is None else now), 0.0)
 
 
 def retry_delay(error: AzureMLChatError, attempt: int, max_retries: int, policy: RetryPolicy) -> float | None:
@@ -185,12 +193,29 @@ def retry_delay(error: AzureMLChatError, attempt: int, max_retries: int, policy:
     return backoff * (1.0 - 0.25 * random.random())
 
 
+def redact(body: bytes, sent_headers: Mapping[str, str]) -> bytes:
+    """An error body without the key or token the request carried (some gateways echo request headers)."""
+    for name in ("authorization", "api-key"):
+        secret = sent_headers.get(name, "").removeprefix("Bearer ").strip().encode()
+        if secret and secret in body:
+            body = body.replace(secret, b"[redacted]")
+    return body
+
+
 def transport_error(exc: Exception, *, timed_out: bool, request_id: str | None = None) -> APIConnectionError:
     """Wrap an HTTP-library failure; the message never holds headers (so never the key)."""
     cls = APITimeoutError if timed_out else APIConnectionError
     detail = str(exc) or type(exc).__name__
     what = "timed out" if timed_out else "connection failed"
     return cls(f"request {what}: {detail}", request_id=request_id)
+
+
+def stream_transport_error(exc: Exception, *, timed_out: bool, request_id: str | None) -> AzureMLChatError:
+    """Wrap an HTTP-library failure after a stream started: a time-out stays :class:`APITimeoutError`,
+    a broken connection is a :class:`StreamError` (the stream ended before ``[DONE]``), whatever the framing."""
+    if timed_out:
+        return transport_error(exc, timed_out=True, request_id=request_id)
+    return StreamError(f"the stream broke before [DONE]: {str(exc) or type(exc).__name__}", request_id=request_id)
 
 
 def parse_reply(formatter: ChatFormatter, body: bytes, request_id: str | None, elapsed: float) -> ChatResponse:
@@ -209,6 +234,9 @@ def parse_reply(formatter: ChatFormatter, body: bytes, request_id: str | None, e
         ) from exc
     if isinstance(parsed, str):
         return ChatResponse(Message("assistant", parsed), request_id=request_id, elapsed=elapsed, raw=payload)
+    if type(parsed) is ChatResponse:  # a direct copy is several times cheaper than attrs.evolve
+        p = parsed
+        return ChatResponse(p.message, p.finish_reason, p.usage, p.model, p.id, request_id, elapsed, payload)
     return attrs.evolve(parsed, request_id=request_id, elapsed=elapsed, raw=payload)
 
 
@@ -256,7 +284,7 @@ class StreamState:
         if data == b"[DONE]":
             self.done = True
             return None
-        if event.event != "message" or not data.strip():
+        if event.event != "message" or not data or data.isspace():
             return None
         try:
             payload = loads(data)
@@ -272,7 +300,7 @@ class StreamState:
         self._model = self._model or payload.get("model")
         usage = payload.get("usage")
         if isinstance(usage, dict):
-            self._usage = converter.structure(usage, Usage)
+            self._usage = _structure_usage(usage)
         choices = payload.get("choices")
         if not choices:
             return StreamChunk(usage=self._usage, raw=payload)
@@ -295,7 +323,7 @@ class StreamState:
             if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
                 raise self._fail(f"a stream chunk has malformed tool calls: {data[:200]!r}", payload)
             deltas = tuple(self._add_tool_call(item) for item in items)
-        return StreamChunk(content, reasoning, deltas, finish, usage=self._usage if usage else None, raw=payload)
+        return StreamChunk(content, reasoning, deltas, finish, self._usage if usage else None, payload)
 
     def _add_tool_call(self, item: Any) -> ToolCallDelta:
         function = item.get("function") if isinstance(item.get("function"), dict) else {}

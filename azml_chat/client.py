@@ -76,11 +76,11 @@ class _Call:
     stream: bool
 
 
-def _check_timeout(value: Any) -> float | None:
+def _check_timeout(value: Any, error: type[AzureMLChatError] = ConfigurationError) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise ConfigurationError(f"timeout must be a positive number of seconds or None, not {value!r}")
+        raise error(f"timeout must be a positive number of seconds or None, not {value!r}")
     return float(value)
 
 
@@ -245,7 +245,7 @@ class _BaseChatClient:
             headers.update(extra)
         if streaming:
             headers["accept"] = "text/event-stream"
-        seconds = _check_timeout(timeout)
+        seconds = _check_timeout(timeout, InvalidRequestError)
         return _Call(
             self._endpoint.url,
             headers,
@@ -269,6 +269,20 @@ class _BaseChatClient:
 
     def _log_retry(self, error: AzureMLChatError, attempt: int, delay: float) -> None:
         logger.info("attempt %d failed (%s); retrying in %.3fs", attempt + 1, error, delay)
+
+    # DEBUG logs: method, URL, status, timings and sizes; never headers or bodies (they hold secrets).
+
+    def _log_attempt(self, call: _Call, attempt: int) -> None:
+        logger.debug("POST %s (attempt %d of %d)", call.url, attempt + 1, call.max_retries + 1)
+
+    def _log_status(self, response: httpx.Response, sent: float) -> None:
+        request_id = _core.request_id_of(response.headers)
+        elapsed = (time.monotonic() - sent) * 1000
+        logger.debug("HTTP %d after %.1f ms (request id %s)", response.status_code, elapsed, request_id)
+
+    def _log_done(self, what: str, size: int, started: float) -> None:
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("%s ended: %d bytes in %.1f ms", what, size, (time.monotonic() - started) * 1000)
 
 
 def _response_chunk(reply: ChatResponse) -> StreamChunk:
@@ -350,12 +364,13 @@ class AsyncChatClient(_BaseChatClient):
         """
         call = self._prepare(messages, params, stream=False, timeout=timeout, max_retries=max_retries)
         started = time.monotonic()
-        response = await self._send(call)
+        response, sent = await self._send(call)
         try:
-            body = await self._read(response, started + call.deadline_seconds if call.deadline_seconds else None)
+            body = await self._read(response, sent + call.deadline_seconds if call.deadline_seconds else None)
         finally:
             await response.aclose()
         request_id = _core.request_id_of(response.headers)
+        self._log_done("reply", len(body), started)
         return _core.parse_reply(self._formatter, body, request_id, time.monotonic() - started)
 
     def stream(
@@ -410,31 +425,40 @@ class AsyncChatClient(_BaseChatClient):
             return self._auth(headers, await self._tokens.aget())
         return headers
 
-    async def _send(self, call: _Call) -> httpx.Response:
-        """Send until a non-error status arrives or retries run out; returns an unread response."""
+    async def _send(self, call: _Call) -> tuple[httpx.Response, float]:
+        """Send until a non-error status arrives or retries run out; returns an unread response
+        and the time its attempt began (``timeout`` bounds each attempt, not the retries before it)."""
         attempt = 0
+        debug = logger.isEnabledFor(logging.DEBUG)
         while True:
             headers = call.headers if self._tokens is None else await self._auth_headers(dict(call.headers))
             request = self._http.build_request(
                 "POST", call.url, content=call.content, headers=headers, timeout=call.timeout
             )
             error: AzureMLChatError
+            sent = time.monotonic()
+            if debug:
+                self._log_attempt(call, attempt)
             try:
                 response = await self._http.send(request, stream=True)
             except httpx.TransportError as exc:
                 error = _core.transport_error(exc, timed_out=isinstance(exc, httpx.TimeoutException))
             else:
+                if debug:
+                    self._log_status(response, sent)
                 if response.status_code < 400:
-                    return response
+                    return response, sent
                 try:
                     body = await self._read(response, None)
                 except AzureMLChatError:
                     body = b""
                 finally:
                     await response.aclose()
-                error = _core.status_error(response.status_code, response.headers, body)
+                error = _core.status_error(response.status_code, response.headers, _core.redact(body, headers))
             delay = _core.retry_delay(error, attempt, call.max_retries, self._retry_policy)
             if delay is None:
+                if debug:
+                    logger.debug("attempt %d failed, not retrying: %s", attempt + 1, error)
                 raise error
             self._log_retry(error, attempt, delay)
             await anyio.sleep(delay)
@@ -500,7 +524,7 @@ class AsyncChatStream:
     async def _chunks(self) -> AsyncIterator[StreamChunk]:
         client, call = self._client, self._call
         started = time.monotonic()
-        response = await client._send(call)
+        response, _ = await client._send(call)
         try:
             request_id = _core.request_id_of(response.headers)
             if not call.stream or not _is_sse(response):
@@ -510,7 +534,7 @@ class AsyncChatStream:
                 return
             state = _core.StreamState(request_id)
             decoder = SSEDecoder()
-            drained = 0
+            drained = received = 0
             try:
                 async for raw in response.aiter_bytes():  # decoded bytes, as they arrive
                     if state.done:  # read the end of the body so the connection goes back to the pool
@@ -518,6 +542,9 @@ class AsyncChatStream:
                         if drained > _DRAIN_LIMIT:
                             break
                         continue
+                    received += len(raw)
+                    if received > client.max_response_bytes:
+                        raise client._limit_reached(request_id)
                     for event in decoder.feed(raw):
                         chunk = state.handle(event)
                         if state.done:
@@ -527,9 +554,10 @@ class AsyncChatStream:
             except httpx.TransportError as exc:
                 if not state.done:
                     timed_out = isinstance(exc, httpx.TimeoutException)
-                    raise _core.transport_error(exc, timed_out=timed_out, request_id=request_id) from exc
+                    raise _core.stream_transport_error(exc, timed_out=timed_out, request_id=request_id) from exc
             state.ended(decoder.pending)
             self.response = state.response(time.monotonic() - started)
+            client._log_done("stream", received, started)
         finally:
             await response.aclose()
 
@@ -585,12 +613,13 @@ class ChatClient(_BaseChatClient):
         """Send a chat and return the whole reply; see :meth:`AsyncChatClient.chat`."""
         call = self._prepare(messages, params, stream=False, timeout=timeout, max_retries=max_retries)
         started = time.monotonic()
-        response = self._send(call)
+        response, sent = self._send(call)
         try:
-            body = self._read(response, started + call.deadline_seconds if call.deadline_seconds else None)
+            body = self._read(response, sent + call.deadline_seconds if call.deadline_seconds else None)
         finally:
             response.close()
         request_id = _core.request_id_of(response.headers)
+        self._log_done("reply", len(body), started)
         return _core.parse_reply(self._formatter, body, request_id, time.monotonic() - started)
 
     def stream(
@@ -633,30 +662,38 @@ class ChatClient(_BaseChatClient):
             return self._auth(headers, self._tokens.get())
         return headers
 
-    def _send(self, call: _Call) -> httpx.Response:
+    def _send(self, call: _Call) -> tuple[httpx.Response, float]:
         attempt = 0
+        debug = logger.isEnabledFor(logging.DEBUG)
         while True:
             headers = call.headers if self._tokens is None else self._auth_headers(dict(call.headers))
             request = self._http.build_request(
                 "POST", call.url, content=call.content, headers=headers, timeout=call.timeout
             )
             error: AzureMLChatError
+            sent = time.monotonic()
+            if debug:
+                self._log_attempt(call, attempt)
             try:
                 response = self._http.send(request, stream=True)
             except httpx.TransportError as exc:
                 error = _core.transport_error(exc, timed_out=isinstance(exc, httpx.TimeoutException))
             else:
+                if debug:
+                    self._log_status(response, sent)
                 if response.status_code < 400:
-                    return response
+                    return response, sent
                 try:
                     body = self._read(response, None)
                 except AzureMLChatError:
                     body = b""
                 finally:
                     response.close()
-                error = _core.status_error(response.status_code, response.headers, body)
+                error = _core.status_error(response.status_code, response.headers, _core.redact(body, headers))
             delay = _core.retry_delay(error, attempt, call.max_retries, self._retry_policy)
             if delay is None:
+                if debug:
+                    logger.debug("attempt %d failed, not retrying: %s", attempt + 1, error)
                 raise error
             self._log_retry(error, attempt, delay)
             time.sleep(delay)
@@ -720,7 +757,7 @@ class ChatStream:
     def _chunks(self) -> Iterator[StreamChunk]:
         client, call = self._client, self._call
         started = time.monotonic()
-        response = client._send(call)
+        response, _ = client._send(call)
         try:
             request_id = _core.request_id_of(response.headers)
             if not call.stream or not _is_sse(response):
@@ -730,7 +767,7 @@ class ChatStream:
                 return
             state = _core.StreamState(request_id)
             decoder = SSEDecoder()
-            drained = 0
+            drained = received = 0
             try:
                 for raw in response.iter_bytes():  # decoded bytes, as they arrive
                     if state.done:  # read the end of the body so the connection goes back to the pool
@@ -738,6 +775,9 @@ class ChatStream:
                         if drained > _DRAIN_LIMIT:
                             break
                         continue
+                    received += len(raw)
+                    if received > client.max_response_bytes:
+                        raise client._limit_reached(request_id)
                     for event in decoder.feed(raw):
                         chunk = state.handle(event)
                         if state.done:
@@ -747,9 +787,10 @@ class ChatStream:
             except httpx.TransportError as exc:
                 if not state.done:
                     timed_out = isinstance(exc, httpx.TimeoutException)
-                    raise _core.transport_error(exc, timed_out=timed_out, request_id=request_id) from exc
+                    raise _core.stream_transport_error(exc, timed_out=timed_out, request_id=request_id) from exc
             state.ended(decoder.pending)
             self.response = state.response(time.monotonic() - started)
+            client._log_done("stream", received, started)
         finally:
             response.close()
 

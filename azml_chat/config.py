@@ -70,8 +70,14 @@ def parse_endpoint(url: Any, api_type: Any = None, api_version: str = DEFAULT_AP
         parsed = httpx.URL(str(url).strip())
     except (httpx.InvalidURL, ValueError, TypeError) as exc:
         raise ConfigurationError(f"endpoint_url {str(url)!r} is not a valid URL ({exc}): {_URL_HELP}") from None
+    if parsed.userinfo:  # checked first: the messages below quote the URL
+        raise ConfigurationError("endpoint_url must not carry a user name or password: pass the key as api_key")
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise ConfigurationError(f"endpoint_url {str(url)!r} must be an http(s) URL with a host: {_URL_HELP}")
+    if any(char.isspace() for char in str(url).strip()):
+        raise ConfigurationError(f"endpoint_url {str(url)!r} contains whitespace: {_URL_HELP}")
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        raise ConfigurationError(f"endpoint_url {str(url)!r} has port {parsed.port}, outside 1-65535")
 
     path = parsed.path.rstrip("/")
     dedicated_host = parsed.host.endswith(".inference.ml.azure.com")

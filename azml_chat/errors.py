@@ -173,7 +173,11 @@ class ResponseFormatError(AzureMLChatError):
 
 
 class StructuredOutputError(ResponseFormatError):
-    """The reply is not valid JSON for, or does not fit, the requested type."""
+    """The reply is not valid JSON for, or does not fit, the requested type; ``text`` is the whole reply."""
+
+    def __init__(self, message: str, *, text: str = "", request_id: str | None = None) -> None:
+        super().__init__(message, excerpt=text[:300], request_id=request_id)
+        self.text = text
 
 
 class StreamError(AzureMLChatError):

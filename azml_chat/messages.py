@@ -3,19 +3,21 @@
 Messages travel in the OpenAI chat-completions shape
 (``{"role": ..., "content": ..., "tool_calls": [...], "tool_call_id": ...}``);
 ``converter.unstructure(message)`` produces it and ``converter.structure(d, Message)``
-reads it back, validating as it goes.
+reads it back, validating as it goes. The converter (and cattrs) loads on first use; the
+SDK's own hot path calls the hook functions directly.
 """
 
 from __future__ import annotations
 
 import base64
-import mimetypes
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Literal, TypeAlias, get_args
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, get_args
 
 import attrs
-import cattrs
+
+if TYPE_CHECKING:
+    import cattrs
 
 from ._json import dumps, loads
 from .errors import InvalidRequestError, ResponseFormatError
@@ -87,6 +89,8 @@ class ImagePart:
         cls, path: str | os.PathLike[str], *, detail: Literal["auto", "low", "high"] | None = None
     ) -> ImagePart:
         """Read an image file and embed it; the MIME type comes from the file name."""
+        import mimetypes  # only here: its import reads the system's MIME tables
+
         mime_type = mimetypes.guess_type(os.fspath(path))[0]
         if mime_type is None or not mime_type.startswith("image/"):
             raise InvalidRequestError(
@@ -127,7 +131,7 @@ def _to_content(value: Any) -> str | tuple[ContentPart, ...] | None:
     if isinstance(value, TextPart | ImagePart):
         return (value,)
     if isinstance(value, Iterable) and not isinstance(value, bytes | Mapping):
-        return tuple(converter.structure(part, ContentPart) for part in value)  # type: ignore[arg-type]
+        return tuple([_structure_part(part, ContentPart) for part in value])
     raise InvalidRequestError(
         f"message content must be a string, a list of content parts or None, not {type(value).__name__}"
     )
@@ -255,8 +259,6 @@ class StreamChunk:
 
 # --- the wire shape -----------------------------------------------------------------
 
-converter = cattrs.Converter()
-
 
 def _unstructure_message(message: Message) -> dict[str, Any]:
     content = message.content
@@ -328,59 +330,80 @@ def _json_text(value: Any) -> str:
     return dumps(value).decode()
 
 
-def _structure_message(value: Any, _type: Any) -> Message:
-    if isinstance(value, Message):
-        return value
-    if not isinstance(value, Mapping):
-        raise InvalidRequestError(
-            f'a message must be a Message, a dict like {{"role": "user", "content": "..."}} or a string, '
-            f"not {type(value).__name__}"
-        )
+def _structure_message(value: Any, _type: Any = None) -> Message:
+    if type(value) is not dict:  # plain dicts (the common case) skip the slower ABC checks
+        if isinstance(value, Message):
+            return value
+        if not isinstance(value, Mapping):
+            raise InvalidRequestError(
+                f'a message must be a Message, a dict like {{"role": "user", "content": "..."}} or a string, '
+                f"not {type(value).__name__}"
+            )
     if "role" not in value:
         raise InvalidRequestError(f"message {dict(value)!r:.100} has no 'role'")
-    name = value.get("name")
-    tool_call_id = value.get("tool_call_id")
-    reasoning = value.get("reasoning_content")
-    for key, item in (("name", name), ("tool_call_id", tool_call_id), ("reasoning_content", reasoning)):
-        if item is not None and not isinstance(item, str):
-            raise InvalidRequestError(f"message {key!r} must be a string, not {type(item).__name__}")
-    calls = value.get("tool_calls") or ()
-    if not isinstance(calls, Sequence) or isinstance(calls, str):
-        raise InvalidRequestError("message 'tool_calls' must be a list")
-    return Message(
-        value["role"],
-        value.get("content"),
-        name=name,
-        tool_calls=tuple(_structure_tool_call(call, ToolCall) for call in calls),
-        tool_call_id=tool_call_id,
-        reasoning_content=reasoning,
-    )
+    get = value.get
+    name = get("name")
+    tool_call_id = get("tool_call_id")
+    reasoning = get("reasoning_content")
+    if name is not None or tool_call_id is not None or reasoning is not None:
+        for key, item in (("name", name), ("tool_call_id", tool_call_id), ("reasoning_content", reasoning)):
+            if item is not None and not isinstance(item, str):
+                raise InvalidRequestError(f"message {key!r} must be a string, not {type(item).__name__}")
+    calls = get("tool_calls")
+    if calls:
+        if not isinstance(calls, Sequence) or isinstance(calls, str):
+            raise InvalidRequestError("message 'tool_calls' must be a list")
+        calls = tuple([_structure_tool_call(call, ToolCall) for call in calls])
+    return Message(value["role"], get("content"), name, calls or (), tool_call_id, reasoning)
 
 
-def _structure_usage(value: Any, _type: Any) -> Usage:
-    def count(mapping: Any, key: str) -> int | None:
-        item = mapping.get(key) if isinstance(mapping, Mapping) else None
-        return item if isinstance(item, int) else None
+def _count(mapping: Any, key: str) -> int | None:
+    item = mapping.get(key) if mapping and isinstance(mapping, Mapping) else None
+    return item if isinstance(item, int) else None
 
-    prompt = count(value, "prompt_tokens") or 0
-    completion = count(value, "completion_tokens") or 0
+
+def _structure_usage(value: Any, _type: Any = None) -> Usage:
+    get = value.get
+    prompt = get("prompt_tokens")
+    prompt = prompt if isinstance(prompt, int) else 0
+    completion = get("completion_tokens")
+    completion = completion if isinstance(completion, int) else 0
+    total = get("total_tokens")
     return Usage(
-        prompt_tokens=prompt,
-        completion_tokens=completion,
-        total_tokens=count(value, "total_tokens") or prompt + completion,
-        reasoning_tokens=count(value.get("completion_tokens_details"), "reasoning_tokens"),
-        cached_tokens=count(value.get("prompt_tokens_details"), "cached_tokens"),
+        prompt,
+        completion,
+        total if isinstance(total, int) and total else prompt + completion,
+        _count(get("completion_tokens_details"), "reasoning_tokens"),
+        _count(get("prompt_tokens_details"), "cached_tokens"),
     )
 
 
-converter.register_unstructure_hook(Message, _unstructure_message)
-converter.register_unstructure_hook(TextPart, _unstructure_part)
-converter.register_unstructure_hook(ImagePart, _unstructure_part)
-converter.register_unstructure_hook(ToolCall, _unstructure_tool_call)
-converter.register_structure_hook(Message, _structure_message)
-converter.register_structure_hook(ContentPart, _structure_part)
-converter.register_structure_hook(ToolCall, _structure_tool_call)
-converter.register_structure_hook(Usage, _structure_usage)
+def _make_converter() -> cattrs.Converter:
+    import cattrs
+
+    made = cattrs.Converter()
+    made.register_unstructure_hook(Message, _unstructure_message)
+    made.register_unstructure_hook(TextPart, _unstructure_part)
+    made.register_unstructure_hook(ImagePart, _unstructure_part)
+    made.register_unstructure_hook(ToolCall, _unstructure_tool_call)
+    made.register_structure_hook(Message, _structure_message)
+    made.register_structure_hook(ContentPart, _structure_part)
+    made.register_structure_hook(ToolCall, _structure_tool_call)
+    made.register_structure_hook(Usage, _structure_usage)
+    return made
+
+
+if TYPE_CHECKING:
+    #: The cattrs converter for the wire shape (built on first access: cattrs loads lazily).
+    converter: cattrs.Converter
+
+
+def __getattr__(name: str) -> Any:
+    if name == "converter":
+        made = globals()["converter"] = _make_converter()
+        return made
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 MessageInput: TypeAlias = str | Message | Mapping[str, Any] | Sequence[Message | Mapping[str, Any] | str]
 
@@ -393,14 +416,13 @@ def coerce_messages(messages: MessageInput) -> tuple[Message, ...]:
     """
     if isinstance(messages, str):
         return (Message("user", messages),)
-    if isinstance(messages, Message | Mapping):
-        return (_structure_message(messages, Message),)
-    if not isinstance(messages, Sequence):
-        raise InvalidRequestError(
-            f"messages must be a string, a message or a list of messages, not {type(messages).__name__}"
-        )
+    if type(messages) is not list:  # lists (the common case) skip the slower ABC checks
+        if isinstance(messages, Message | Mapping):
+            return (_structure_message(messages, Message),)
+        if not isinstance(messages, Sequence) or isinstance(messages, bytes | bytearray):
+            raise InvalidRequestError(
+                f"messages must be a string, a message or a list of messages, not {type(messages).__name__}"
+            )
     if not messages:
         raise InvalidRequestError("messages is empty: pass at least one message")
-    return tuple(
-        Message("user", item) if isinstance(item, str) else _structure_message(item, Message) for item in messages
-    )
+    return tuple([Message("user", item) if isinstance(item, str) else _structure_message(item) for item in messages])

@@ -527,7 +527,7 @@ def _machine() -> dict[str, Any]:
 
 
 def orchestrate(args: argparse.Namespace) -> int:
-    rows = [row for row in _rows() if not args.only or any(part in row.key for part in args.only.split(","))]
+    rows = [row for row in _rows() if not args.only or row.key.startswith(tuple(args.only.split(",")))]
     cpus = os.cpu_count() or 1
     server_cpu = cpus - 1 if cpus > 1 else None
     client_cpu = 0 if cpus > 1 else None
@@ -657,7 +657,7 @@ def main() -> int:
     parser.add_argument("--chunks", type=int, default=64, help="content deltas per stream")
     parser.add_argument("--c64-factor", type=int, default=None, help="request multiplier at C=64")
     parser.add_argument("--import-repeats", type=int, default=None, help="import measurements per round")
-    parser.add_argument("--only", default="", help="comma-separated substrings of row keys to run")
+    parser.add_argument("--only", default="", help="comma-separated prefixes of the row keys to run (and 'import')")
     # worker mode (internal)
     parser.add_argument("--worker", choices=sorted(SCENARIOS), help=argparse.SUPPRESS)
     parser.add_argument("--import", dest="import_module", help=argparse.SUPPRESS)

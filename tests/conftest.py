@@ -6,6 +6,7 @@ also run on trio use ``@pytest.mark.anyio`` with the ``anyio_backend`` fixture.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,6 +15,10 @@ import pytest
 
 from azml_chat import AsyncChatClient, ChatClient, ChatResponse, RetryPolicy, StreamChunk
 from azml_chat.testing import LocalEndpoint
+
+# Our own plugin loads here rather than through its pytest11 entry point (disabled in
+# pyproject's addopts), so that coverage is already measuring when azml_chat is imported.
+pytest_plugins = ["azml_chat.testing.pytest_plugin"]
 
 API_KEY = "test-key"
 #: Retry waits short enough for tests; retry-after headers are still honoured up to 0.5 s.
@@ -106,3 +111,21 @@ class ClientRunner:
 def runner(request: pytest.FixtureRequest) -> ClientRunner:
     """The same scenario through AsyncChatClient and ChatClient."""
     return ClientRunner(request.param)
+
+
+def assert_pool_idle(client: AsyncChatClient | ChatClient) -> None:
+    """Fail if a client's httpx pool still has a connection checked out (a leaked response).
+
+    Works for both clients: ``httpx.AsyncClient`` and ``httpx.Client`` both keep an httpcore
+    pool at ``_transport._pool``; a returned connection is idle or closed, and no request
+    still waits on or holds a pool slot.
+    """
+    pool = client._http._transport._pool  # type: ignore[union-attr]
+    assert not pool._requests, f"{len(pool._requests)} request(s) still hold a pool slot"
+    busy = [conn for conn in pool.connections if not (conn.is_idle() or conn.is_closed())]
+    assert not busy, f"connection(s) left checked out of the pool: {busy}"
+
+
+#: One TLS context for the tests' own httpx clients: building one per client (httpx's default)
+#: loads the CA bundle each time, which costs tens of milliseconds.
+TLS_CONTEXT = ssl.create_default_context()

@@ -22,12 +22,7 @@ from azml_chat.testing import (
     RecordedRequest,
     ScriptedReply,
     echo_responder,
-    pytest_plugin,
 )
-
-# Use the plugin's fixtures whether or not the pytest11 entry point is installed.
-azml_endpoint = pytest_plugin.azml_endpoint
-azml_endpoint_factory = pytest_plugin.azml_endpoint_factory
 
 AUTH = {"api-key": "test-key"}
 PASS = {**AUTH, "extra-parameters": "pass-through"}
@@ -938,3 +933,10 @@ async def test_async_mode_under_anyio_plugin(anyio_backend: str) -> None:
             assert r.json() == [{"0": "prompt"}]
         with pytest.raises(RuntimeError, match="already running"):
             await ep.__aenter__()
+
+
+def test_pytest_plugin_is_registered_as_entry_point() -> None:
+    from importlib.metadata import entry_points
+
+    (plugin,) = [ep for ep in entry_points(group="pytest11") if ep.name == "azml_chat"]
+    assert plugin.value == "azml_chat.testing.pytest_plugin"

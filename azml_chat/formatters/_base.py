@@ -7,7 +7,7 @@ from typing import Any, ClassVar, Literal
 
 from .._json import dumps, loads
 from ..errors import ModelError, ResponseFormatError
-from ..messages import ChatResponse, Message, Usage, converter
+from ..messages import ChatResponse, Message, _structure_message, _structure_usage
 
 __all__ = ["ChatFormatter", "error_of_payload", "parse_chat_completion", "parse_dedicated_reply"]
 
@@ -119,21 +119,24 @@ def _split_think(message: Message) -> Message:
 
 def parse_chat_completion(payload: Any) -> ChatResponse:
     """Parse an OpenAI ``chat.completion`` object (serverless, vLLM containers)."""
-    if not isinstance(payload, Mapping) or not isinstance(payload.get("choices"), list):
+    # ``type(x) is dict`` first: decoded JSON is plain dicts, and the Mapping ABC check is slow.
+    if not (type(payload) is dict or isinstance(payload, Mapping)) or not isinstance(payload.get("choices"), list):
         _raise_error_body(payload)
         raise ResponseFormatError("expected a chat.completion object with 'choices'", excerpt=_excerpt(payload))
     choices = payload["choices"]
-    if not choices or not isinstance(choices[0], Mapping):
+    if not choices or not (type(choices[0]) is dict or isinstance(choices[0], Mapping)):
         raise ResponseFormatError("the reply has no choices", excerpt=_excerpt(payload))
     choice = choices[0]
     wire = choice.get("message")
-    if not isinstance(wire, Mapping):
+    if not (type(wire) is dict or isinstance(wire, Mapping)):
         text = choice.get("text")  # completions-style choice
         if not isinstance(text, str):
             raise ResponseFormatError("the first choice has no message", excerpt=_excerpt(payload))
         wire = {"role": "assistant", "content": text}
+    elif not wire.get("role"):
+        wire = {**wire, "role": "assistant"}
     try:
-        message = converter.structure({**wire, "role": wire.get("role") or "assistant"}, Message)
+        message = _structure_message(wire)
     except ValueError as exc:
         raise ResponseFormatError(f"the reply message is malformed: {exc}", excerpt=_excerpt(payload)) from None
     usage = payload.get("usage")
@@ -141,10 +144,10 @@ def parse_chat_completion(payload: Any) -> ChatResponse:
     reply_id = payload.get("id")
     return ChatResponse(
         _split_think(message),
-        finish_reason=choice.get("finish_reason"),
-        usage=converter.structure(usage, Usage) if isinstance(usage, Mapping) else None,
-        model=model if isinstance(model, str) else None,
-        id=reply_id if isinstance(reply_id, str) else None,
+        choice.get("finish_reason"),
+        _structure_usage(usage) if type(usage) is dict or isinstance(usage, Mapping) else None,
+        model if isinstance(model, str) else None,
+        reply_id if isinstance(reply_id, str) else None,
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from ..messages import ChatResponse, Message, converter
+from ..messages import ChatResponse, Message, _unstructure_message
 from ._base import ChatFormatter, parse_dedicated_reply
 
 __all__ = ["LlamaChatFormatter", "MistralChatFormatter", "PhiChatFormatter", "TextGenerationFormatter"]
@@ -32,7 +32,7 @@ class LlamaChatFormatter(ChatFormatter):
 
     def input_strings(self, messages: tuple[Message, ...]) -> list[Any]:
         """The ``input_string`` list: the messages in wire form."""
-        return [converter.unstructure(message) for message in messages]
+        return [_unstructure_message(message) for message in messages]
 
     def format_request(self, messages: tuple[Message, ...], params: Mapping[str, Any]) -> Any:
         inputs = self.input_strings(messages)
@@ -67,7 +67,7 @@ class MistralChatFormatter(LlamaChatFormatter):
                 rest[0] = Message("user", f"{system}\n\n{rest[0].content}")
             else:
                 rest.insert(0, Message("user", system))
-        return [converter.unstructure(message) for message in rest]
+        return [_unstructure_message(message) for message in rest]
 
 
 class TextGenerationFormatter(LlamaChatFormatter):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
-from ..messages import ChatResponse, Message, converter
+from ..messages import ChatResponse, Message, _unstructure_message
 from ._base import ChatFormatter, parse_chat_completion
 
 __all__ = ["STANDARD_KEYS", "OpenAIChatFormatter"]
@@ -46,7 +46,7 @@ class OpenAIChatFormatter(ChatFormatter):
 
     def format_request(self, messages: tuple[Message, ...], params: Mapping[str, Any]) -> Any:
         body = self.rename_params(params)
-        body["messages"] = [converter.unstructure(message) for message in messages]
+        body["messages"] = [_unstructure_message(message) for message in messages]
         return body
 
     def parse_response(self, payload: Any) -> ChatResponse:

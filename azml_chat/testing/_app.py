@@ -11,7 +11,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import attrs
 
@@ -432,6 +432,3 @@ def stream_error_event(error: Any) -> bytes:
     """The ``event: error`` SSE event for a fault's ``stream_error``."""
     data = error if isinstance(error, bytes) else (error.encode() if isinstance(error, str) else json_bytes(error))
     return b"event: error\ndata: " + data + b"\n\n"
-
-
-Kind = Literal["dedicated", "serverless"]

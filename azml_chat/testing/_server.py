@@ -52,6 +52,20 @@ class LocalEndpoint(Handlers):
     Use ``async with LocalEndpoint() as ep`` to serve in the current event loop (asyncio or
     trio), or ``with LocalEndpoint() as ep`` / ``start()``/``stop()`` to serve from a
     background thread. Every route is served whatever ``kind`` is; ``kind`` picks ``url``.
+
+    - ``family``: body of ``/score``: ``"llama"`` (aliases ``"hf"``, ``"phi"``, ``"mistral"``:
+      chat dicts in ``input_data.input_string``), ``"text-generation"`` (prompt strings) or
+      ``"openai"`` (an OpenAI chat body).
+    - ``reply_shape``: ``/score`` reply: ``"output"``, ``"list0"``, ``"generated_text"``,
+      ``"output_list"``, ``"list"``, ``"openai"`` or ``"double_encoded"`` (default by family).
+    - ``api_key`` / ``token_validator``: accepted credentials (``Authorization: Bearer`` or
+      ``api-key``); auth is off when both are None.
+    - ``deployments``: allowed values of the ``azureml-model-deployment`` header.
+    - ``responder``: ``ChatTurn -> str | ScriptedReply`` (may be async); default echoes the
+      last user message. Sync responders run in the event loop: keep them fast.
+    - ``max_body_bytes``: larger request bodies get 413.
+
+    The configuration attributes may be changed while the server runs.
     """
 
     def __init__(

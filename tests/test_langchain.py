@@ -1,0 +1,617 @@
+"""The LangChain adapter (``azml_chat.langchain``) over real HTTP against the embedded endpoint:
+old constructor arguments and environment, the docs' examples, streaming, async, tools,
+structured output, metadata, retries, time-outs, errors and the import isolation."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("langchain_core")
+
+from langchain_core.callbacks import BaseCallbackHandler  # noqa: E402
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage  # noqa: E402
+from langchain_core.outputs import ChatGeneration  # noqa: E402
+from pydantic import BaseModel  # noqa: E402
+
+from azml_chat import (  # noqa: E402
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    InvalidRequestError,
+    ResponseFormatError,
+    ServerError,
+)
+from azml_chat.langchain import (  # noqa: E402
+    AzureMLChatOnlineEndpoint,
+    AzureMLEndpointApiType,
+    ContentFormatterBase,
+    CustomOpenAIChatContentFormatter,
+    LlamaChatContentFormatter,
+    MistralChatContentFormatter,
+)
+from azml_chat.testing import ChatTurn, Fault, LocalEndpoint, ScriptedReply  # noqa: E402
+from tests.conftest import API_KEY, FAST_RETRIES  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+QUESTION = "Will the Collatz conjecture ever be solved?"
+
+
+def serverless_model(endpoint: LocalEndpoint, **settings: Any) -> AzureMLChatOnlineEndpoint:
+    return AzureMLChatOnlineEndpoint(
+        endpoint_url=endpoint.chat_url,
+        endpoint_api_type=AzureMLEndpointApiType.serverless,
+        endpoint_api_key=API_KEY,
+        retry_policy=FAST_RETRIES,
+        **settings,
+    )
+
+
+def dedicated_model(endpoint: LocalEndpoint, **settings: Any) -> AzureMLChatOnlineEndpoint:
+    return AzureMLChatOnlineEndpoint(
+        endpoint_url=endpoint.score_url,
+        endpoint_api_type=AzureMLEndpointApiType.dedicated,
+        endpoint_api_key=API_KEY,
+        retry_policy=FAST_RETRIES,
+        **settings,
+    )
+
+
+def last_body(endpoint: LocalEndpoint) -> Any:
+    return endpoint.requests[-1].json
+
+
+def weather_call(turn: ChatTurn) -> ScriptedReply | str:
+    """Calls ``get_weather`` while tools are offered and no tool result came back yet."""
+    if turn.params.get("tools") and turn.messages[-1]["role"] != "tool":
+        call = {"id": "call_1", "function": {"name": "get_weather", "arguments": '{"city": "Oslo", "days": 2}'}}
+        return ScriptedReply(tool_calls=[call])
+    return f"answer after {turn.messages[-1]['role']}"
+
+
+def get_weather(city: str, days: int = 1) -> str:
+    """Weather forecast for a city."""
+    return "sunny"
+
+
+# --- the import isolation and the missing extra -----------------------------------------------------
+
+
+def run_python(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+
+
+def test_import_azml_chat_never_imports_langchain() -> None:
+    result = run_python(
+        "import sys, azml_chat, azml_chat.testing\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('langchain_core', 'langchain', 'pydantic'))\n"
+        "print(loaded)"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_missing_langchain_core_names_the_extra() -> None:
+    result = run_python(
+        "import sys\n"
+        "sys.modules['langchain_core'] = None  # as if it were not installed\n"
+        "try:\n"
+        "    import azml_chat.langchain\n"
+        "except ImportError as exc:\n"
+        "    print(type(exc).__name__, exc.name, '|', exc)\n"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("LangChainNotInstalledError langchain_core |")
+    assert "install azml-chat[langchain]" in result.stdout
+
+
+# --- the LangChain docs' examples ----------------------------------------------------------------
+
+
+def test_docs_example_dedicated(dedicated: LocalEndpoint) -> None:
+    chat = AzureMLChatOnlineEndpoint(
+        endpoint_url=dedicated.score_url,
+        endpoint_api_type=AzureMLEndpointApiType.dedicated,
+        endpoint_api_key=API_KEY,
+        content_formatter=CustomOpenAIChatContentFormatter(),
+    )
+    response = chat.invoke([HumanMessage(content=QUESTION)])
+    assert isinstance(response, AIMessage)
+    assert response.content == QUESTION
+    assert last_body(dedicated) == {"input_data": {"input_string": [{"role": "user", "content": QUESTION}], "parameters": {}}}
+    assert dedicated.requests[-1].headers["authorization"] == f"Bearer {API_KEY}"
+
+
+def test_docs_example_serverless_with_the_formatter_class(endpoint: LocalEndpoint) -> None:
+    chat = AzureMLChatOnlineEndpoint(
+        endpoint_url=endpoint.chat_url,
+        endpoint_api_type=AzureMLEndpointApiType.serverless,
+        endpoint_api_key=API_KEY,
+        content_formatter=CustomOpenAIChatContentFormatter,
+    )
+    response = chat.invoke([HumanMessage(content=QUESTION)])
+    assert response.content == QUESTION
+    assert last_body(endpoint) == {"messages": [{"role": "user", "content": QUESTION}]}
+
+
+def test_docs_example_model_kwargs_and_per_call_max_tokens(endpoint: LocalEndpoint) -> None:
+    model_kwargs = {"temperature": 0.8}
+    chat = AzureMLChatOnlineEndpoint(
+        endpoint_url=endpoint.chat_url,
+        endpoint_api_type=AzureMLEndpointApiType.serverless,
+        endpoint_api_key=API_KEY,
+        content_formatter=CustomOpenAIChatContentFormatter,
+        model_kwargs=model_kwargs,
+    )
+    chat.invoke([HumanMessage(content=QUESTION)], max_tokens=512)
+    assert last_body(endpoint) == {"temperature": 0.8, "max_tokens": 512, "messages": [{"role": "user", "content": QUESTION}]}
+    chat.invoke([HumanMessage(content=QUESTION)])  # the old client kept max_tokens=512 from here on
+    assert "max_tokens" not in last_body(endpoint)
+    assert model_kwargs == {"temperature": 0.8}
+    assert chat.model_kwargs == {"temperature": 0.8}
+
+
+@pytest.mark.parametrize("name", ["langchain_dedicated", "langchain_serverless", "langchain_model_kwargs"])
+def test_example_scripts_run(name: str) -> None:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AZUREML_")}
+    script = ROOT / "examples" / f"{name}.py"
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(QUESTION + "\n")
+
+
+# --- construction: old arguments, environment, formatters ----------------------------------------
+
+
+def test_settings_come_from_the_old_environment_variables(monkeypatch: pytest.MonkeyPatch, dedicated: LocalEndpoint) -> None:
+    monkeypatch.setenv("AZUREML_ENDPOINT_URL", dedicated.score_url)
+    monkeypatch.setenv("AZUREML_ENDPOINT_API_KEY", API_KEY)
+    monkeypatch.setenv("AZUREML_ENDPOINT_API_TYPE", "realtime")
+    monkeypatch.setenv("AZUREML_DEPLOYMENT_NAME", "blue")
+    monkeypatch.setenv("AZUREML_TIMEOUT", "7")
+    chat = AzureMLChatOnlineEndpoint()
+    assert chat.endpoint_api_type is AzureMLEndpointApiType.realtime
+    assert chat.timeout == 7.0
+    assert chat.invoke("hi").content == "hi"
+    assert dedicated.requests[-1].headers["azureml-model-deployment"] == "blue"
+
+
+@pytest.mark.parametrize("api_type", [AzureMLEndpointApiType.dedicated, "dedicated", "realtime", " Dedicated ", None])
+def test_api_type_accepts_enum_strings_and_inference(api_type: Any, dedicated: LocalEndpoint) -> None:
+    chat = AzureMLChatOnlineEndpoint(endpoint_url=dedicated.score_url, endpoint_api_type=api_type, api_key=API_KEY)
+    assert chat.invoke("x").content == "x"
+    assert "input_data" in last_body(dedicated)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({}, "no endpoint URL"),
+        ({"endpoint_url": "not a url"}, "endpoint_url"),
+        ({"endpoint_url": "https://x.eastus.inference.ml.azure.com/score", "endpoint_api_type": "serverless"}, "/score"),
+        ({"endpoint_url": "https://x.eastus.inference.ml.azure.com/score", "content_formatter": 42}, "content_formatter"),
+        ({"endpoint_url": "https://x.eastus.inference.ml.azure.com/score", "content_formatter": "nope"}, "unknown formatter"),
+    ],
+)
+def test_bad_settings_raise_configuration_error(settings: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        AzureMLChatOnlineEndpoint(**settings)
+
+
+def test_unknown_constructor_argument_is_refused() -> None:
+    with pytest.raises(ValueError, match="endpoint_ulr"):
+        AzureMLChatOnlineEndpoint(endpoint_ulr="https://x.eastus.inference.ml.azure.com/score")
+
+
+def test_api_key_never_shows(endpoint: LocalEndpoint) -> None:
+    secret = "super-secret-key-123"
+    chat = AzureMLChatOnlineEndpoint(endpoint_url=endpoint.chat_url, endpoint_api_key=secret, max_retries=0)
+    shown = [repr(chat), str(chat), chat.model_dump_json(), json.dumps(chat.asdict()), repr(chat._get_ls_params())]
+    with pytest.raises(AuthenticationError) as caught:
+        chat.invoke("hi")
+    shown.append(str(caught.value))
+    assert all(secret not in text for text in shown)
+    assert chat.endpoint_api_key is not None
+    assert chat.endpoint_api_key.get_secret_value() == secret
+
+
+def test_llama_formatter_alias_warns_and_works(dedicated: LocalEndpoint) -> None:
+    with pytest.warns(DeprecationWarning, match="CustomOpenAIChatContentFormatter"):
+        chat = dedicated_model(dedicated, content_formatter=LlamaChatContentFormatter)
+    assert chat.invoke("hello").content == "hello"
+
+
+def test_mistral_formatter_merges_the_system_turn_on_score(dedicated: LocalEndpoint) -> None:
+    chat = dedicated_model(dedicated, content_formatter=MistralChatContentFormatter())
+    chat.invoke([SystemMessage("Be brief."), HumanMessage("Hi")])
+    assert last_body(dedicated)["input_data"]["input_string"] == [{"role": "user", "content": "Be brief.\n\nHi"}]
+    chat.invoke([SystemMessage("Only a system turn.")])  # the LangChain formatter crashed here
+    assert last_body(dedicated)["input_data"]["input_string"] == [{"role": "user", "content": "Only a system turn."}]
+
+
+def test_mistral_formatter_keeps_the_system_role_on_serverless(endpoint: LocalEndpoint) -> None:
+    chat = serverless_model(endpoint, content_formatter=MistralChatContentFormatter)
+    chat.invoke([SystemMessage("Be brief."), HumanMessage("Hi")])
+    assert last_body(endpoint)["messages"][0] == {"role": "system", "content": "Be brief."}
+
+
+def test_quotes_and_newlines_are_escaped_once(dedicated: LocalEndpoint) -> None:
+    text = 'She said "hi"\n\\path\ttab'
+    reply = dedicated_model(dedicated, content_formatter=CustomOpenAIChatContentFormatter()).invoke(text)
+    assert last_body(dedicated)["input_data"]["input_string"][0]["content"] == text
+    assert reply.content == text
+
+
+class OldStyleFormatter(ContentFormatterBase):
+    """A custom formatter written the langchain_community way."""
+
+    def format_messages_request_payload(self, messages: Any, model_kwargs: dict[str, Any], api_type: Any) -> bytes:
+        chat = [{"role": "user", "content": str(message.content)} for message in messages]
+        body = {"input_data": {"input_string": chat, "parameters": model_kwargs}, "kind": api_type.value}
+        return json.dumps(body).encode()
+
+    def format_response_payload(self, output: bytes, api_type: Any = None) -> ChatGeneration:
+        return ChatGeneration(message=AIMessage(content=json.loads(output)["output"].upper()))
+
+
+def test_old_style_custom_formatter_keeps_working(dedicated: LocalEndpoint) -> None:
+    chat = dedicated_model(dedicated, content_formatter=OldStyleFormatter, model_kwargs={"temperature": 0.5})
+    assert chat.invoke("shout", max_tokens=3).content == "SHOUT"
+    assert last_body(dedicated) == {
+        "input_data": {
+            "input_string": [{"role": "user", "content": "shout"}],
+            "parameters": {"temperature": 0.5, "max_tokens": 3},
+        },
+        "kind": "dedicated",
+    }
+    assert list(chat.stream("quiet"))[0].content == "QUIET"
+
+
+def test_old_style_formatter_errors_are_typed(dedicated: LocalEndpoint) -> None:
+    class Broken(OldStyleFormatter):
+        def format_response_payload(self, output: bytes, api_type: Any = None) -> ChatGeneration:
+            raise ValueError(self.format_error_msg.format(api_type=api_type))
+
+    with pytest.raises(ResponseFormatError, match="right formatter"):
+        dedicated_model(dedicated, content_formatter=Broken()).invoke("x")
+
+
+def test_old_style_formatter_for_another_endpoint_kind_is_refused(endpoint: LocalEndpoint) -> None:
+    class DedicatedOnly(OldStyleFormatter):
+        @property
+        def supported_api_types(self) -> list[AzureMLEndpointApiType]:
+            return [AzureMLEndpointApiType.realtime]
+
+    with pytest.raises(ConfigurationError, match="does not support serverless"):
+        serverless_model(endpoint, content_formatter=DedicatedOnly())
+
+
+def test_builtin_formatter_methods_work_when_called_directly() -> None:
+    formatter = CustomOpenAIChatContentFormatter()
+    payload = formatter.format_messages_request_payload(
+        [HumanMessage("hi")], {"max_tokens": 5}, AzureMLEndpointApiType.dedicated
+    )
+    assert json.loads(payload) == {
+        "input_data": {"input_string": [{"role": "user", "content": "hi"}], "parameters": {"max_new_tokens": 5}}
+    }
+    generation = formatter.format_response_payload(b'{"output": "yes"}', AzureMLEndpointApiType.dedicated)
+    assert generation.message.content == "yes"
+    serverless = formatter.format_messages_request_payload([HumanMessage("hi")], {}, AzureMLEndpointApiType.serverless)
+    assert json.loads(serverless) == {"messages": [{"role": "user", "content": "hi"}]}
+
+
+# --- replies, metadata, streaming ---------------------------------------------------------------
+
+
+def test_response_and_usage_metadata(endpoint: LocalEndpoint) -> None:
+    endpoint.responder = lambda turn: ScriptedReply(
+        content="four words in total",
+        reasoning_content="thinking hard",
+        usage={"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9},
+    )
+    reply = serverless_model(endpoint).invoke("count")
+    assert reply.content == "four words in total"
+    assert reply.usage_metadata == {"input_tokens": 5, "output_tokens": 4, "total_tokens": 9}
+    assert reply.additional_kwargs["reasoning_content"] == "thinking hard"
+    metadata = reply.response_metadata
+    assert metadata["finish_reason"] == "stop"
+    assert metadata["model_name"] == "local-model"
+    assert isinstance(metadata["request_id"], str) and metadata["request_id"]
+    assert metadata["id"].startswith("chatcmpl-")
+
+
+class TokenRecorder(BaseCallbackHandler):
+    def __init__(self) -> None:
+        self.tokens: list[str] = []
+
+    def on_llm_new_token(self, token: str, **kwargs: Any) -> None:
+        self.tokens.append(token)
+
+
+def test_serverless_stream_is_incremental_with_token_callbacks(endpoint: LocalEndpoint) -> None:
+    recorder = TokenRecorder()
+    chunks = list(serverless_model(endpoint).stream("one two three", config={"callbacks": [recorder]}))
+    assert [chunk.content for chunk in chunks] == ["one ", "two ", "three", ""]
+    assert recorder.tokens == ["one ", "two ", "three", ""]
+    assert chunks[-1].chunk_position == "last"
+    assert chunks[-1].usage_metadata == {"input_tokens": 3, "output_tokens": 3, "total_tokens": 6}
+    assert chunks[-1].response_metadata["finish_reason"] == "stop"
+    assert last_body(endpoint)["stream"] is True
+    assert last_body(endpoint)["stream_options"] == {"include_usage": True}
+    assert endpoint.requests[-1].headers["extra-parameters"] == "pass-through"
+
+
+def test_invoke_with_streaming_true_streams_tokens_to_callbacks(endpoint: LocalEndpoint) -> None:
+    recorder = TokenRecorder()
+    reply = serverless_model(endpoint, streaming=True).invoke("a b", config={"callbacks": [recorder]})
+    assert reply.content == "a b"
+    assert recorder.tokens[:2] == ["a ", "b"]
+    assert last_body(endpoint)["stream"] is True
+
+
+def test_dedicated_stream_is_one_chunk(dedicated: LocalEndpoint) -> None:
+    chunks = list(dedicated_model(dedicated).stream("whole reply"))
+    assert [chunk.content for chunk in chunks] == ["whole reply", ""]
+    assert "stream" not in last_body(dedicated)["input_data"]["parameters"]
+
+
+def test_stream_usage_can_be_switched_off(endpoint: LocalEndpoint) -> None:
+    list(serverless_model(endpoint, stream_usage=False).stream("x"))
+    assert "stream_options" not in last_body(endpoint)
+
+
+# --- true async ----------------------------------------------------------------------------------
+
+
+class NoThreads(concurrent.futures.ThreadPoolExecutor):
+    def submit(self, *args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the async path used a thread pool")
+
+
+@pytest.mark.asyncio
+async def test_async_calls_use_no_threads_and_no_sync_client(endpoint: LocalEndpoint) -> None:
+    asyncio.get_running_loop().set_default_executor(NoThreads())
+    chat = serverless_model(endpoint)
+    assert (await chat.ainvoke("async hello")).content == "async hello"
+    assert [chunk.content async for chunk in chat.astream("x y")] == ["x ", "y", ""]
+    replies = await chat.abatch(["a", "b", "c"])
+    assert [reply.content for reply in replies] == ["a", "b", "c"]
+    assert chat._client is None
+    await chat.aclose()
+
+
+def test_async_client_follows_the_event_loop(endpoint: LocalEndpoint) -> None:
+    chat = serverless_model(endpoint)
+    assert asyncio.run(chat.ainvoke("first")).content == "first"
+    assert asyncio.run(chat.ainvoke("second")).content == "second"  # a new loop: a new connection pool
+
+
+@pytest.mark.asyncio
+async def test_async_client_is_reused_within_a_loop(endpoint: LocalEndpoint) -> None:
+    chat = serverless_model(endpoint)
+    await chat.ainvoke("a")
+    client = chat._aclient
+    await chat.ainvoke("b")
+    assert chat._aclient is client
+    assert endpoint.total_connections == 1
+    await chat.aclose()
+
+
+def test_batch_shares_one_sync_client(endpoint: LocalEndpoint) -> None:
+    chat = serverless_model(endpoint)
+    assert [reply.content for reply in chat.batch(["a", "b", "c"])] == ["a", "b", "c"]
+    client = chat._client
+    chat.invoke("d")
+    assert chat._client is client
+    chat.close()
+    assert chat._client is None
+    assert chat.invoke("e").content == "e"  # a closed model opens a new pool
+
+
+# --- tools and structured output -----------------------------------------------------------------
+
+
+def test_bind_tools_sends_openai_tools_and_parses_tool_calls(endpoint: LocalEndpoint) -> None:
+    endpoint.responder = weather_call
+    chat = serverless_model(endpoint).bind_tools([get_weather], tool_choice="get_weather")
+    reply = chat.invoke("Weather in Oslo?")
+    body = last_body(endpoint)
+    assert body["tools"][0]["function"]["name"] == "get_weather"
+    assert body["tools"][0]["function"]["parameters"]["required"] == ["city"]
+    assert body["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
+    assert reply.tool_calls == [{"name": "get_weather", "args": {"city": "Oslo", "days": 2}, "id": "call_1", "type": "tool_call"}]
+    assert reply.response_metadata["finish_reason"] == "tool_calls"
+    tool_message = ToolMessage("sunny", tool_call_id="call_1")
+    answer = chat.invoke([HumanMessage("Weather in Oslo?"), reply, tool_message])
+    assert answer.content == "answer after tool"
+    sent = last_body(endpoint)["messages"]
+    assert sent[1]["tool_calls"][0]["function"]["name"] == "get_weather"
+    assert json.loads(sent[1]["tool_calls"][0]["function"]["arguments"]) == {"city": "Oslo", "days": 2}
+    assert sent[2] == {"role": "tool", "content": "sunny", "tool_call_id": "call_1"}
+
+
+@pytest.mark.parametrize(
+    ("choice", "wire"),
+    [("any", "required"), (True, "required"), ("auto", "auto"), ("none", "none"), ("required", "required")],
+)
+def test_tool_choice_values(endpoint: LocalEndpoint, choice: Any, wire: Any) -> None:
+    serverless_model(endpoint).bind_tools([get_weather], tool_choice=choice).invoke("x")
+    assert last_body(endpoint)["tool_choice"] == wire
+
+
+def test_tool_choice_of_an_unbound_tool_is_refused(endpoint: LocalEndpoint) -> None:
+    with pytest.raises(InvalidRequestError, match="not one of the bound tools"):
+        serverless_model(endpoint).bind_tools([get_weather], tool_choice="get_time")
+
+
+def test_streamed_tool_call_fragments_assemble(endpoint: LocalEndpoint) -> None:
+    endpoint.responder = weather_call
+    chunks = list(serverless_model(endpoint).bind_tools([get_weather]).stream("Weather?"))
+    assert sum(1 for chunk in chunks if chunk.tool_call_chunks) >= 3  # name, then argument fragments
+    full = chunks[0]
+    for chunk in chunks[1:]:
+        full = full + chunk
+    assert full.tool_calls == [{"name": "get_weather", "args": {"city": "Oslo", "days": 2}, "id": "call_1", "type": "tool_call"}]
+
+
+def test_bad_tool_arguments_become_invalid_tool_calls(endpoint: LocalEndpoint) -> None:
+    call = {"id": "c", "function": {"name": "get_weather", "arguments": "{not json"}}
+    endpoint.responder = lambda turn: ScriptedReply(tool_calls=[call])
+    reply = serverless_model(endpoint).bind_tools([get_weather]).invoke("x")
+    assert reply.tool_calls == []
+    assert reply.invalid_tool_calls[0]["args"] == "{not json"
+    assert "not valid JSON" in (reply.invalid_tool_calls[0]["error"] or "")
+
+
+class Person(BaseModel):
+    name: str
+    age: int
+
+
+def person_reply(turn: ChatTurn) -> ScriptedReply | str:
+    if turn.params.get("tools"):
+        arguments = '{"name": "Ada", "age": 36}'
+        return ScriptedReply(tool_calls=[{"function": {"name": "Person", "arguments": arguments}}])
+    return '{"name": "Ada", "age": 36}'
+
+
+@pytest.mark.parametrize("method", ["function_calling", "json_schema", "json_mode"])
+def test_structured_output_methods(endpoint: LocalEndpoint, method: Any) -> None:
+    endpoint.responder = person_reply
+    structured = serverless_model(endpoint).with_structured_output(Person, method=method)
+    assert structured.invoke("Who?") == Person(name="Ada", age=36)
+    body = last_body(endpoint)
+    if method == "function_calling":
+        assert body["tool_choice"] == "required"
+        assert body["tools"][0]["function"]["name"] == "Person"
+    elif method == "json_schema":
+        assert body["response_format"]["type"] == "json_schema"
+        assert body["response_format"]["json_schema"]["schema"]["required"] == ["name", "age"]
+    else:
+        assert body["response_format"] == {"type": "json_object"}
+
+
+def test_structured_output_with_raw_and_dict_schema(endpoint: LocalEndpoint) -> None:
+    endpoint.responder = person_reply
+    schema = Person.model_json_schema()
+    result: Any = serverless_model(endpoint).with_structured_output(schema, include_raw=True).invoke("Who?")
+    assert result["parsed"] == {"name": "Ada", "age": 36}
+    assert isinstance(result["raw"], AIMessage)
+    assert result["parsing_error"] is None
+
+
+# --- messages in -------------------------------------------------------------------------------------
+
+
+def test_images_and_names_are_sent_as_content_parts(endpoint: LocalEndpoint) -> None:
+    message = HumanMessage(
+        [{"type": "text", "text": "What is this?"}, {"type": "image", "base64": "iVBORw0KGgo=", "mime_type": "image/png"}],
+        name="ann",
+    )
+    serverless_model(endpoint).invoke([message])
+    assert last_body(endpoint)["messages"] == [
+        {
+            "role": "user",
+            "name": "ann",
+            "content": [
+                {"type": "text", "text": "What is this?"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+            ],
+        }
+    ]
+
+
+def test_unsupported_content_blocks_raise_before_sending(endpoint: LocalEndpoint) -> None:
+    pdf = HumanMessage([{"type": "file", "base64": "JVBERi0=", "mime_type": "application/pdf", "filename": "a.pdf"}])
+    with pytest.raises(InvalidRequestError, match="'file' is not supported"):
+        serverless_model(endpoint).invoke([pdf])
+    assert endpoint.requests == []
+
+
+def test_model_override_only_on_chat_routes(endpoint: LocalEndpoint, dedicated: LocalEndpoint) -> None:
+    reply = serverless_model(endpoint, model="default-model").invoke("x", model="other-model")
+    assert last_body(endpoint)["model"] == "other-model"
+    assert reply.response_metadata["model_name"] == "other-model"
+    with pytest.raises(InvalidRequestError, match="model= only applies"):
+        dedicated_model(dedicated).invoke("x", model="other-model")
+
+
+def test_stop_sequences(endpoint: LocalEndpoint) -> None:
+    chat = serverless_model(endpoint, stop=["END"])
+    chat.invoke("x")
+    assert last_body(endpoint)["stop"] == ["END"]
+    chat.invoke("x", stop=["HALT"])
+    assert last_body(endpoint)["stop"] == ["HALT"]
+    chat.invoke("x", stop=[])
+    assert "stop" not in last_body(endpoint)
+
+
+# --- retries, time-outs, errors --------------------------------------------------------------------
+
+
+def test_retries_work(endpoint: LocalEndpoint) -> None:
+    endpoint.add_fault(Fault(status=503, times=2))
+    assert serverless_model(endpoint, max_retries=2).invoke("retry me").content == "retry me"
+    assert len(endpoint.requests) == 3
+
+
+def test_max_retries_zero_raises_the_typed_error(endpoint: LocalEndpoint) -> None:
+    endpoint.add_fault(Fault(status=503))
+    with pytest.raises(ServerError) as caught:
+        serverless_model(endpoint, max_retries=0).invoke("x")
+    assert caught.value.status_code == 503
+    assert caught.value.request_id
+    assert len(endpoint.requests) == 1
+
+
+def test_per_call_max_retries_and_timeout(endpoint: LocalEndpoint) -> None:
+    chat = serverless_model(endpoint, max_retries=3, timeout=30)
+    endpoint.add_fault(Fault(status=429, times=2))
+    with pytest.raises(Exception, match="429"):
+        chat.invoke("x", max_retries=1)
+    endpoint.add_fault(Fault(delay_before_headers=1.0))
+    with pytest.raises(APITimeoutError):
+        chat.invoke("x", timeout=0.2, max_retries=0)
+    assert "timeout" not in last_body(endpoint)
+    assert "max_retries" not in last_body(endpoint)
+
+
+def test_timeout_setting(endpoint: LocalEndpoint) -> None:
+    endpoint.add_fault(Fault(delay_before_headers=1.0))
+    with pytest.raises(APITimeoutError):
+        serverless_model(endpoint, timeout=0.2, max_retries=0).invoke("x")
+
+
+@pytest.mark.asyncio
+async def test_async_errors_are_typed(endpoint: LocalEndpoint) -> None:
+    chat = serverless_model(endpoint, max_retries=0)
+    endpoint.add_fault(Fault(status=400, body={"error": {"code": "BadParam", "message": "temperature is wrong"}}))
+    with pytest.raises(BadRequestError, match="temperature is wrong"):
+        await chat.ainvoke("x")
+    endpoint.add_fault(Fault(status=401))
+    with pytest.raises(AuthenticationError):
+        async for _ in chat.astream("x"):
+            pass
+    await chat.aclose()
+
+
+def test_ls_params_for_tracing(endpoint: LocalEndpoint) -> None:
+    chat = serverless_model(endpoint, model="Llama-3", temperature=0.2, max_tokens=9, stop=["x"])
+    assert chat._get_ls_params() == {
+        "ls_provider": "azureml",
+        "ls_model_name": "Llama-3",
+        "ls_model_type": "chat",
+        "ls_temperature": 0.2,
+        "ls_max_tokens": 9,
+        "ls_stop": ["x"],
+    }
+    assert chat._get_ls_params(model="other", max_tokens=1)["ls_model_name"] == "other"

@@ -1,0 +1,264 @@
+"""Structured output: response_format values, parsing replies into attrs classes (success and
+every kind of failure), and chat_structured over HTTP with both clients."""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Iterator
+from typing import Any, Literal
+
+import attrs
+import pytest
+from both_clients import mode_param, with_client
+from conftest import API_KEY
+
+from azml_chat import (
+    ChatResponse,
+    InvalidRequestError,
+    Message,
+    ResponseFormatError,
+    StructuredOutputError,
+    json_schema,
+    parse_structured,
+    response_format_for,
+)
+from azml_chat.structured import structure_value
+from azml_chat.testing import ChatTurn, Fault, LocalEndpoint, ScriptedReply
+
+
+class Sky(enum.Enum):
+    CLEAR = "clear"
+    CLOUDY = "cloudy"
+
+
+@attrs.frozen
+class Reading:
+    hour: int
+    celsius: float
+
+
+@attrs.frozen
+class Forecast:
+    """A weather forecast."""
+
+    city: str
+    sky: Sky
+    readings: list[Reading]
+    windy: bool
+    tags: dict[str, str] = attrs.field(factory=dict)
+    note: str | None = attrs.field(default=None, metadata={"description": "anything else"})
+    level: Literal["low", "high"] = "low"
+
+
+GOOD = {
+    "city": "Oslo",
+    "sky": "cloudy",
+    "readings": [{"hour": 9, "celsius": 3}, {"hour": 12, "celsius": 5.5}],
+    "windy": False,
+    "tags": {"source": "met"},
+    "note": None,
+    "level": "high",
+}
+EXPECTED = Forecast("Oslo", Sky.CLOUDY, [Reading(9, 3.0), Reading(12, 5.5)], False, {"source": "met"}, None, "high")
+
+
+def test_response_format_for_is_a_strict_json_schema() -> None:
+    fmt = response_format_for(Forecast)
+    assert fmt["type"] == "json_schema"
+    spec = fmt["json_schema"]
+    assert (spec["name"], spec["strict"]) == ("Forecast", True)
+    schema = spec["schema"]
+    assert schema["required"] == ["city", "sky", "readings", "windy", "tags", "note", "level"]  # strict: all
+    assert schema["additionalProperties"] is False
+    assert schema["description"] == "A weather forecast."
+    assert schema["properties"]["sky"] == {"type": "string", "enum": ["clear", "cloudy"]}
+    assert schema["properties"]["note"] == {"type": ["string", "null"], "description": "anything else"}
+    assert schema["properties"]["readings"]["items"] == {
+        "type": "object",
+        "properties": {"hour": {"type": "integer"}, "celsius": {"type": "number"}},
+        "required": ["hour", "celsius"],
+        "additionalProperties": False,
+    }
+    assert "default" not in json.dumps(schema)  # strict mode takes no defaults
+    lenient = json_schema(Forecast)
+    assert lenient["required"] == ["city", "sky", "readings", "windy"]
+    assert lenient["properties"]["level"] == {"type": "string", "enum": ["low", "high"], "default": "low"}
+    assert response_format_for(Reading, name="r-1", strict=False)["json_schema"]["name"] == "r-1"
+
+
+@attrs.frozen
+class Node:
+    value: int
+    children: list[Node]
+
+
+def test_response_format_for_rejects_what_it_cannot_describe() -> None:
+    @attrs.frozen
+    class Local:
+        inner: Reading | Unresolvable  # type: ignore[name-defined]  # noqa: F821
+
+    with pytest.raises(InvalidRequestError, match="attrs class"):
+        response_format_for(dict)
+    with pytest.raises(InvalidRequestError, match="1-64"):
+        response_format_for(Reading, name="bad name!")
+    with pytest.raises(InvalidRequestError, match="recursive class Node"):
+        response_format_for(Node)
+    with pytest.raises(InvalidRequestError, match=r"cannot resolve the type annotations of .*Local"):
+        response_format_for(Local)
+    with pytest.raises(InvalidRequestError, match="JSON object keys are strings"):
+        json_schema(dict[int, str])
+
+
+def test_parse_structured_success_from_text_and_response() -> None:
+    assert parse_structured(json.dumps(GOOD), Forecast) == EXPECTED
+    fenced = "```json\n" + json.dumps(GOOD, indent=2) + "\n```"
+    assert parse_structured(ChatResponse(Message.assistant(fenced)), Forecast) == EXPECTED
+    minimal = {"city": "Oslo", "sky": "clear", "readings": [], "windy": True, "unknown": "ignored"}
+    assert parse_structured(json.dumps(minimal), Forecast) == Forecast("Oslo", Sky.CLEAR, [], True)
+    assert structure_value([1, 2.0], tuple[int, ...]) == (1, 2)
+
+
+@pytest.mark.parametrize(
+    ("changes", "fragment"),
+    [
+        ({"city": 5}, r"\$\.city: expected string, got 5"),
+        ({"sky": "foggy"}, r"\$\.sky: expected one of \[\"clear\",\"cloudy\"\], got \"foggy\""),
+        ({"readings": [{"hour": "9", "celsius": 1}]}, r"\$\.readings\[0\]\.hour: expected integer, got \"9\""),
+        ({"readings": [{"hour": 9.5, "celsius": 1}]}, r"\$\.readings\[0\]\.hour: expected integer, got 9\.5"),
+        ({"readings": "[]"}, r"\$\.readings: expected array"),
+        ({"windy": "yes"}, r"\$\.windy: expected boolean"),
+        ({"windy": 1}, r"\$\.windy: expected boolean"),
+        ({"tags": {"a": 1}}, r"\$\.tags\.a: expected string"),
+        ({"level": "medium"}, r"\$\.level: expected one of"),
+        ({"city": None}, r"\$\.city: expected string, got null"),
+    ],
+)
+def test_parse_structured_reports_where_the_reply_does_not_fit(changes: dict[str, Any], fragment: str) -> None:
+    text = json.dumps({**GOOD, **changes})
+    with pytest.raises(StructuredOutputError, match=fragment) as caught:
+        parse_structured(text, Forecast)
+    assert caught.value.text == text
+    assert "does not fit Forecast" in str(caught.value)
+
+
+def test_parse_structured_failures_carry_the_offending_text() -> None:
+    with pytest.raises(StructuredOutputError, match="not valid JSON for Forecast") as caught:
+        parse_structured("Sure! Here is the forecast: sunny.", Forecast)
+    assert caught.value.text == "Sure! Here is the forecast: sunny."
+    assert isinstance(caught.value, ResponseFormatError)
+    with pytest.raises(StructuredOutputError, match=r"missing key 'city'.*missing key 'sky'"):
+        parse_structured("{}", Forecast)
+    with pytest.raises(StructuredOutputError, match="expected object, got"):
+        parse_structured("[1, 2]", Forecast)
+    with pytest.raises(StructuredOutputError, match="empty"):
+        parse_structured("  ", Forecast)
+    cut = ChatResponse(Message.assistant('{"city": "Os'), finish_reason="length", request_id="rid-7")
+    with pytest.raises(StructuredOutputError, match=r"cut off.*max_tokens") as caught:
+        parse_structured(cut, Forecast)
+    assert caught.value.request_id == "rid-7"
+    assert caught.value.text == '{"city": "Os'
+    with pytest.raises(InvalidRequestError, match="ChatResponse or a string"):
+        parse_structured(b"{}", Forecast)  # type: ignore[arg-type]
+
+
+def test_attrs_validators_count_as_misfits() -> None:
+    @attrs.frozen
+    class Percent:
+        value: int = attrs.field(validator=attrs.validators.le(100))
+
+    assert parse_structured('{"value": 50}', Percent) == Percent(50)
+    with pytest.raises(StructuredOutputError, match=r"does not fit .*Percent"):
+        parse_structured('{"value": 150}', Percent)
+
+
+# --- over HTTP ------------------------------------------------------------------------------------
+
+
+def json_model(turn: ChatTurn) -> str | ScriptedReply:
+    """A scripted model that follows response_format: a forecast, or broken JSON when asked."""
+    text = turn.messages[-1]["content"]
+    if text == "broken":
+        return '{"city": "Oslo", "sky": "stormy"'
+    if text == "misfit":
+        return json.dumps({**GOOD, "windy": "very"})
+    fmt = turn.params.get("response_format")
+    assert fmt is not None
+    assert fmt["type"] in ("json_schema", "json_object")
+    return json.dumps(GOOD)
+
+
+@pytest.fixture
+def json_endpoint() -> Iterator[LocalEndpoint]:
+    with LocalEndpoint(api_key=API_KEY, responder=json_model) as endpoint:
+        yield endpoint
+
+
+@mode_param
+def test_chat_structured_success(json_endpoint: LocalEndpoint, mode: str) -> None:
+    forecast = with_client(
+        mode,
+        json_endpoint.url,
+        lambda c: c.chat_structured("Forecast for Oslo?", Forecast, temperature=0),
+        lambda c: c.chat_structured("Forecast for Oslo?", Forecast, temperature=0),
+    )
+    assert forecast == EXPECTED
+    body = json_endpoint.requests[-1].json
+    assert body["response_format"] == response_format_for(Forecast)
+    assert body["temperature"] == 0
+
+
+@mode_param
+def test_chat_structured_failure(json_endpoint: LocalEndpoint, mode: str) -> None:
+    for prompt, fragment in (("broken", "not valid JSON"), ("misfit", r"\$\.windy: expected boolean")):
+        with pytest.raises(StructuredOutputError, match=fragment) as caught:
+            with_client(
+                mode,
+                json_endpoint.url,
+                lambda c, p=prompt: c.chat_structured(p, Forecast),
+                lambda c, p=prompt: c.chat_structured(p, Forecast),
+            )
+        assert caught.value.text.startswith('{"city": "Oslo"')
+        assert caught.value.request_id  # the reply's request id, for support tickets
+
+
+@mode_param
+def test_response_format_values_in_chat(json_endpoint: LocalEndpoint, mode: str) -> None:
+    reply = with_client(
+        mode,
+        json_endpoint.url,
+        lambda c: c.chat("json please", response_format={"type": "json_object"}),
+        lambda c: c.chat("json please", response_format={"type": "json_object"}),
+    )
+    assert json_endpoint.requests[-1].json["response_format"] == {"type": "json_object"}
+    assert parse_structured(reply, Forecast) == EXPECTED
+    # an attrs class as response_format is turned into its json_schema
+    with_client(
+        mode,
+        json_endpoint.url,
+        lambda c: c.chat("class please", response_format=Forecast),
+        lambda c: c.chat("class please", response_format=Forecast),
+    )
+    assert json_endpoint.requests[-1].json["response_format"] == response_format_for(Forecast)
+    # an explicit response_format wins over chat_structured's own
+    with_client(
+        mode,
+        json_endpoint.url,
+        lambda c: c.chat_structured("object please", Forecast, response_format={"type": "json_object"}),
+        lambda c: c.chat_structured("object please", Forecast, response_format={"type": "json_object"}),
+    )
+    assert json_endpoint.requests[-1].json["response_format"] == {"type": "json_object"}
+
+
+@mode_param
+def test_chat_structured_on_a_dedicated_endpoint_sends_no_response_format(mode: str) -> None:
+    with LocalEndpoint(kind="dedicated", api_key=API_KEY, responder=lambda turn: json.dumps(GOOD)) as dedicated:
+        dedicated.add_fault(Fault())  # a no-op fault: the normal reply
+        forecast = with_client(
+            mode,
+            dedicated.url,
+            lambda c: c.chat_structured("Forecast?", Forecast),
+            lambda c: c.chat_structured("Forecast?", Forecast),
+        )
+        assert forecast == EXPECTED
+        assert "response_format" not in dedicated.requests[-1].json["input_data"]["parameters"]

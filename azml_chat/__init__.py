@@ -8,6 +8,9 @@ online endpoints (dedicated ``/score``) and Azure AI serverless endpoints (chat 
         print(reply.content)
 """
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._core import RetryPolicy
 from ._version import __version__
 from .client import AsyncChatClient, AsyncChatStream, ChatClient, ChatStream, ModelInfo
@@ -52,8 +55,26 @@ from .messages import (
     ToolCallDelta,
     Usage,
 )
-from .structured import json_schema, parse_structured, response_format_for
-from .tools import aexecute_tool_calls, execute_tool_calls, tool_schema, tools_to_wire
+
+if TYPE_CHECKING:
+    from .structured import json_schema, parse_structured, response_format_for
+    from .tools import aexecute_tool_calls, execute_tool_calls, tool_schema, tools_to_wire
+
+# Structured output and tool helpers load on first use: they pull in cattrs, which would
+# otherwise double the cost of ``import azml_chat`` (see docs/benchmarks.md).
+_LAZY = dict.fromkeys(["json_schema", "parse_structured", "response_format_for"], ".structured") | dict.fromkeys(
+    ["aexecute_tool_calls", "execute_tool_calls", "tool_schema", "tools_to_wire"], ".tools"
+)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DEFAULT_API_VERSION",

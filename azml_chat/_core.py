@@ -202,7 +202,7 @@ def redact(body: bytes, sent_headers: Mapping[str, str]) -> bytes:
     return body
 
 
-def transport_error(exc: Exception, *, timed_out: bool, request_id: str | None = None) -> APIConnectionError:
+def transport_error(exc: BaseException, *, timed_out: bool, request_id: str | None = None) -> APIConnectionError:
     """Wrap an HTTP-library failure; the message never holds headers (so never the key)."""
     cls = APITimeoutError if timed_out else APIConnectionError
     detail = str(exc) or type(exc).__name__
@@ -210,7 +210,7 @@ def transport_error(exc: Exception, *, timed_out: bool, request_id: str | None =
     return cls(f"request {what}: {detail}", request_id=request_id)
 
 
-def stream_transport_error(exc: Exception, *, timed_out: bool, request_id: str | None) -> AzureMLChatError:
+def stream_transport_error(exc: BaseException, *, timed_out: bool, request_id: str | None) -> AzureMLChatError:
     """Wrap an HTTP-library failure after a stream started: a time-out stays :class:`APITimeoutError`,
     a broken connection is a :class:`StreamError` (the stream ended before ``[DONE]``), whatever the framing."""
     if timed_out:

@@ -22,20 +22,6 @@ extra: ``pip install "azml-chat[langchain]"``.
 
 from __future__ import annotations
 
-
-class LangChainNotInstalledError(ImportError):
-    """``langchain-core`` is missing: install the extra with ``pip install "azml-chat[langchain]"``."""
-
-
-try:
-    import langchain_core  # noqa: F401
-except ImportError as _exc:  # pragma: no cover - exercised in a subprocess by the tests
-    raise LangChainNotInstalledError(
-        "azml_chat.langchain needs langchain-core, which is not installed: "
-        'install azml-chat[langchain] (pip install "azml-chat[langchain]")',
-        name="langchain_core",
-    ) from _exc
-
 import asyncio
 import enum
 import threading
@@ -46,28 +32,6 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from operator import itemgetter
 from typing import Any, ClassVar, Literal
 
-from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput
-from langchain_core.messages import (
-    AIMessage,
-    AIMessageChunk,
-    BaseMessage,
-    HumanMessage,
-    SystemMessage,
-    ToolMessage,
-    convert_to_openai_messages,
-)
-from langchain_core.messages.ai import UsageMetadata
-from langchain_core.messages.tool import invalid_tool_call, tool_call, tool_call_chunk
-from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
-from langchain_core.output_parsers.openai_tools import JsonOutputKeyToolsParser, PydanticToolsParser
-from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult, Generation
-from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
-from langchain_core.utils import from_env, secret_from_env
-from langchain_core.utils.function_calling import convert_to_openai_function, convert_to_openai_tool
-from langchain_core.utils.pydantic import is_basemodel_subclass
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator
-
 from . import _core
 from ._core import RetryPolicy
 from ._json import dumps, loads
@@ -76,6 +40,41 @@ from .config import DEFAULT_API_VERSION, ApiType, Endpoint, parse_endpoint
 from .errors import ConfigurationError, InvalidRequestError
 from .formatters import ChatFormatter, OpenAIChatFormatter, get_formatter
 from .messages import ChatResponse, Message, StreamChunk, ToolCall, Usage, coerce_messages, converter
+
+
+class LangChainNotInstalledError(ImportError):
+    """``langchain-core`` is missing: install the extra with ``pip install "azml-chat[langchain]"``."""
+
+
+try:
+    from langchain_core._api import LangChainDeprecationWarning
+    from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+    from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput
+    from langchain_core.messages import (
+        AIMessage,
+        AIMessageChunk,
+        BaseMessage,
+        HumanMessage,
+        SystemMessage,
+        ToolMessage,
+        convert_to_openai_messages,
+    )
+    from langchain_core.messages.ai import UsageMetadata
+    from langchain_core.messages.tool import invalid_tool_call, tool_call, tool_call_chunk
+    from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
+    from langchain_core.output_parsers.openai_tools import JsonOutputKeyToolsParser, PydanticToolsParser
+    from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult, Generation
+    from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
+    from langchain_core.utils import from_env, secret_from_env
+    from langchain_core.utils.function_calling import convert_to_openai_function, convert_to_openai_tool
+    from langchain_core.utils.pydantic import is_basemodel_subclass
+    from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator
+except ImportError as _exc:  # pragma: no cover - exercised in a subprocess by the tests
+    raise LangChainNotInstalledError(
+        "azml_chat.langchain needs langchain-core, which is not installed or failed to import "
+        f'({_exc}): install azml-chat[langchain] (pip install "azml-chat[langchain]")',
+        name="langchain_core",
+    ) from _exc
 
 __all__ = [
     "AzureMLChatOnlineEndpoint",
@@ -88,7 +87,7 @@ __all__ = [
 ]
 
 
-class AzureMLEndpointApiType(str, enum.Enum):
+class AzureMLEndpointApiType(enum.StrEnum):
     """The endpoint kind, as in LangChain: ``dedicated`` (managed online endpoint, ``/score``),
     ``serverless`` (pay-as-you-go, chat completions); ``realtime`` is the old name of dedicated."""
 
@@ -192,9 +191,9 @@ class LlamaChatContentFormatter(CustomOpenAIChatContentFormatter):
     """Deprecated alias of :class:`CustomOpenAIChatContentFormatter` (as in LangChain)."""
 
     def __init__(self) -> None:
-        warnings.warn(
+        warnings.warn(  # LangChain shows its deprecation warnings by default
             "LlamaChatContentFormatter is deprecated: use CustomOpenAIChatContentFormatter",
-            DeprecationWarning,
+            LangChainDeprecationWarning,
             stacklevel=2,
         )
 
@@ -411,7 +410,13 @@ def _generation_chunk(chunk: StreamChunk) -> ChatGenerationChunk | None:
         content=chunk.content,
         additional_kwargs={"reasoning_content": chunk.reasoning_content} if chunk.reasoning_content else {},
         tool_call_chunks=[
-            tool_call_chunk(name=delta.name, args=delta.arguments, id=delta.id, index=delta.index)
+            # a fragment with a name starts a call: give it an id if the server sent none
+            tool_call_chunk(
+                name=delta.name,
+                args=delta.arguments,
+                id=delta.id or (_new_call_id() if delta.name else None),
+                index=delta.index,
+            )
             for delta in chunk.tool_calls
         ],
     )
@@ -520,8 +525,10 @@ class AzureMLChatOnlineEndpoint(BaseChatModel):
             raise ConfigurationError("no endpoint URL: pass endpoint_url=... or set AZUREML_ENDPOINT_URL")
         self._endpoint = parse_endpoint(self.endpoint_url, self.endpoint_api_type, self.api_version)
         self._formatter = _resolve_formatter(self.content_formatter, self._endpoint.api_type)
-        if self.credential is not None and self.endpoint_api_key is not None:
-            raise ConfigurationError("pass either endpoint_api_key or credential, not both")
+        if self.credential is not None:
+            if "endpoint_api_key" in self.model_fields_set and self.endpoint_api_key is not None:
+                raise ConfigurationError("pass either endpoint_api_key or credential, not both")
+            self.endpoint_api_key = None  # a key from AZUREML_ENDPOINT_API_KEY yields to the credential
 
     @field_validator("endpoint_api_type", mode="before")
     @classmethod
@@ -603,6 +610,7 @@ class AzureMLChatOnlineEndpoint(BaseChatModel):
         with self._lock:
             if self._client is None:
                 self._client = ChatClient(self._endpoint.url, **self._client_settings())
+                weakref.finalize(self, self._client.close)  # a model dropped unclosed still frees its sockets
             return self._client
 
     def _async_client(self) -> AsyncChatClient:

@@ -352,10 +352,26 @@ def worker_main(args: argparse.Namespace) -> None:
     print(json.dumps({"cpu": cpu, "wall": wall, "units": units, "requests": job.requests}))
 
 
-def import_main(module: str) -> None:
-    cpu, wall = _cpu(), time.perf_counter()
-    __import__(module)
-    print(json.dumps({"cpu": _cpu() - cpu, "wall": time.perf_counter() - wall}))
+# Run by ``python -c`` in a fresh interpreter: nothing but the interpreter's own start-up is loaded.
+IMPORT_PROBE = """
+import resource, time
+def cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+c, w = cpu(), time.perf_counter()
+import {module}
+print(cpu() - c, time.perf_counter() - w)
+"""
+
+
+def _measure_import(module: str, client_cpu: int | None) -> tuple[float, float]:
+    """CPU and wall seconds of ``import module`` in a fresh interpreter (start-up itself excluded)."""
+    command = [*_pin(client_cpu), sys.executable, "-c", IMPORT_PROBE.format(module=module)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"import {module} failed:\n{done.stderr}")
+    cpu, wall = done.stdout.split()
+    return float(cpu), float(wall)
 
 
 # --- the orchestrator --------------------------------------------------------------------------
@@ -563,9 +579,9 @@ def orchestrate(args: argparse.Namespace) -> int:
             if not args.only or "import" in args.only:
                 for _ in range(args.import_repeats):
                     for module in ("httpx", "azml_chat"):
-                        result = _run_worker(["--import", module], client_cpu)
-                        measures.cpu.setdefault(f"import/{module}", []).append(result["cpu"])
-                        measures.rate.setdefault(f"import/{module}", []).append(result["wall"])
+                        cpu, wall = _measure_import(module, client_cpu)
+                        measures.cpu.setdefault(f"import/{module}", []).append(cpu)
+                        measures.rate.setdefault(f"import/{module}", []).append(wall)
             print(f"round {round_number + 1}/{args.rounds} done ({time.perf_counter() - started:.0f}s)", file=sys.stderr)
     finally:
         server.terminate()
@@ -660,15 +676,11 @@ def main() -> int:
     parser.add_argument("--only", default="", help="comma-separated prefixes of the row keys to run (and 'import')")
     # worker mode (internal)
     parser.add_argument("--worker", choices=sorted(SCENARIOS), help=argparse.SUPPRESS)
-    parser.add_argument("--import", dest="import_module", help=argparse.SUPPRESS)
     parser.add_argument("--base", help=argparse.SUPPRESS)
     parser.add_argument("--kind", default="serverless", help=argparse.SUPPRESS)
     parser.add_argument("--concurrency", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--warmup", type=int, default=50, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.import_module:
-        import_main(args.import_module)
-        return 0
     if args.worker:
         worker_main(args)
         return 0

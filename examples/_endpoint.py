@@ -15,7 +15,10 @@ def endpoint_settings(kind: str = "serverless", **local: Any) -> Iterator[dict[s
     """Yield ``endpoint_url``/``api_key`` settings: Azure's from ``AZUREML_ENDPOINT_URL`` and
     ``AZUREML_ENDPOINT_API_KEY`` when set, else those of a local endpoint of ``kind``."""
     if os.environ.get("AZUREML_ENDPOINT_URL"):
-        yield {"endpoint_url": os.environ["AZUREML_ENDPOINT_URL"], "api_key": os.environ.get("AZUREML_ENDPOINT_API_KEY")}
+        yield {
+            "endpoint_url": os.environ["AZUREML_ENDPOINT_URL"],
+            "api_key": os.environ.get("AZUREML_ENDPOINT_API_KEY"),
+        }
         return
     with LocalEndpoint(kind=kind, api_key="local-key", **local) as endpoint:  # type: ignore[arg-type]
         yield {"endpoint_url": endpoint.url, "api_key": "local-key"}

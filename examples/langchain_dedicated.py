@@ -22,7 +22,9 @@ from azml_chat.langchain import (
 def main() -> None:
     with endpoint_settings(kind="dedicated", family="llama") as settings:
         chat = AzureMLChatOnlineEndpoint(
-            endpoint_url=settings["endpoint_url"],  # "https://<your-endpoint>.<your_region>.inference.ml.azure.com/score"
+            endpoint_url=settings[
+                "endpoint_url"
+            ],  # "https://<your-endpoint>.<your_region>.inference.ml.azure.com/score"
             endpoint_api_type=AzureMLEndpointApiType.dedicated,
             endpoint_api_key=settings["api_key"],  # "my-api-key"
             content_formatter=CustomOpenAIChatContentFormatter(),

@@ -23,7 +23,9 @@ from azml_chat.langchain import (
 def main() -> None:
     with endpoint_settings(kind="serverless") as settings:
         chat = AzureMLChatOnlineEndpoint(
-            endpoint_url=settings["endpoint_url"],  # "https://<your-endpoint>.<your_region>.inference.ml.azure.com/v1/chat/completions"
+            endpoint_url=settings[
+                "endpoint_url"
+            ],  # "https://<your-endpoint>.<your_region>.inference.ml.azure.com/v1/chat/completions"
             endpoint_api_type=AzureMLEndpointApiType.serverless,
             endpoint_api_key=settings["api_key"],  # "my-api-key"
             content_formatter=CustomOpenAIChatContentFormatter,

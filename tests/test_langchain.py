@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
-import os
+import runpy
 import subprocess
 import sys
+import time
+import types
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +19,12 @@ import pytest
 
 pytest.importorskip("langchain_core")
 
-from langchain_core.callbacks import BaseCallbackHandler  # noqa: E402
-from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage  # noqa: E402
-from langchain_core.outputs import ChatGeneration  # noqa: E402
-from pydantic import BaseModel  # noqa: E402
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.outputs import ChatGeneration
+from pydantic import BaseModel
 
-from azml_chat import (  # noqa: E402
+from azml_chat import (
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
@@ -31,7 +33,7 @@ from azml_chat import (  # noqa: E402
     ResponseFormatError,
     ServerError,
 )
-from azml_chat.langchain import (  # noqa: E402
+from azml_chat.langchain import (
     AzureMLChatOnlineEndpoint,
     AzureMLEndpointApiType,
     ContentFormatterBase,
@@ -39,8 +41,8 @@ from azml_chat.langchain import (  # noqa: E402
     LlamaChatContentFormatter,
     MistralChatContentFormatter,
 )
-from azml_chat.testing import ChatTurn, Fault, LocalEndpoint, ScriptedReply  # noqa: E402
-from tests.conftest import API_KEY, FAST_RETRIES  # noqa: E402
+from azml_chat.testing import ChatTurn, Fault, LocalEndpoint, ScriptedReply
+from tests.conftest import API_KEY, FAST_RETRIES
 
 ROOT = Path(__file__).resolve().parent.parent
 QUESTION = "Will the Collatz conjecture ever be solved?"
@@ -93,7 +95,8 @@ def run_python(code: str) -> subprocess.CompletedProcess[str]:
 def test_import_azml_chat_never_imports_langchain() -> None:
     result = run_python(
         "import sys, azml_chat, azml_chat.testing\n"
-        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('langchain_core', 'langchain', 'pydantic'))\n"
+        "roots = ('langchain_core', 'langchain', 'langchain_tests')\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in roots)\n"
         "print(loaded)"
     )
     assert result.returncode == 0, result.stderr
@@ -127,7 +130,9 @@ def test_docs_example_dedicated(dedicated: LocalEndpoint) -> None:
     response = chat.invoke([HumanMessage(content=QUESTION)])
     assert isinstance(response, AIMessage)
     assert response.content == QUESTION
-    assert last_body(dedicated) == {"input_data": {"input_string": [{"role": "user", "content": QUESTION}], "parameters": {}}}
+    assert last_body(dedicated) == {
+        "input_data": {"input_string": [{"role": "user", "content": QUESTION}], "parameters": {}}
+    }
     assert dedicated.requests[-1].headers["authorization"] == f"Bearer {API_KEY}"
 
 
@@ -153,7 +158,11 @@ def test_docs_example_model_kwargs_and_per_call_max_tokens(endpoint: LocalEndpoi
         model_kwargs=model_kwargs,
     )
     chat.invoke([HumanMessage(content=QUESTION)], max_tokens=512)
-    assert last_body(endpoint) == {"temperature": 0.8, "max_tokens": 512, "messages": [{"role": "user", "content": QUESTION}]}
+    assert last_body(endpoint) == {
+        "temperature": 0.8,
+        "max_tokens": 512,
+        "messages": [{"role": "user", "content": QUESTION}],
+    }
     chat.invoke([HumanMessage(content=QUESTION)])  # the old client kept max_tokens=512 from here on
     assert "max_tokens" not in last_body(endpoint)
     assert model_kwargs == {"temperature": 0.8}
@@ -161,18 +170,18 @@ def test_docs_example_model_kwargs_and_per_call_max_tokens(endpoint: LocalEndpoi
 
 
 @pytest.mark.parametrize("name", ["langchain_dedicated", "langchain_serverless", "langchain_model_kwargs"])
-def test_example_scripts_run(name: str) -> None:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("AZUREML_")}
-    script = ROOT / "examples" / f"{name}.py"
-    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=60)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith(QUESTION + "\n")
+def test_example_scripts_run(name: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.syspath_prepend(str(ROOT / "examples"))  # as `python examples/<name>.py` would
+    runpy.run_path(str(ROOT / "examples" / f"{name}.py"), run_name="__main__")
+    assert capsys.readouterr().out.startswith(QUESTION + "\n")
 
 
 # --- construction: old arguments, environment, formatters ----------------------------------------
 
 
-def test_settings_come_from_the_old_environment_variables(monkeypatch: pytest.MonkeyPatch, dedicated: LocalEndpoint) -> None:
+def test_settings_come_from_the_old_environment_variables(
+    monkeypatch: pytest.MonkeyPatch, dedicated: LocalEndpoint
+) -> None:
     monkeypatch.setenv("AZUREML_ENDPOINT_URL", dedicated.score_url)
     monkeypatch.setenv("AZUREML_ENDPOINT_API_KEY", API_KEY)
     monkeypatch.setenv("AZUREML_ENDPOINT_API_TYPE", "realtime")
@@ -197,9 +206,18 @@ def test_api_type_accepts_enum_strings_and_inference(api_type: Any, dedicated: L
     [
         ({}, "no endpoint URL"),
         ({"endpoint_url": "not a url"}, "endpoint_url"),
-        ({"endpoint_url": "https://x.eastus.inference.ml.azure.com/score", "endpoint_api_type": "serverless"}, "/score"),
-        ({"endpoint_url": "https://x.eastus.inference.ml.azure.com/score", "content_formatter": 42}, "content_formatter"),
-        ({"endpoint_url": "https://x.eastus.inference.ml.azure.com/score", "content_formatter": "nope"}, "unknown formatter"),
+        (
+            {"endpoint_url": "https://x.eastus.inference.ml.azure.com/score", "endpoint_api_type": "serverless"},
+            "/score",
+        ),
+        (
+            {"endpoint_url": "https://x.eastus.inference.ml.azure.com/score", "content_formatter": 42},
+            "content_formatter",
+        ),
+        (
+            {"endpoint_url": "https://x.eastus.inference.ml.azure.com/score", "content_formatter": "nope"},
+            "unknown formatter",
+        ),
     ],
 )
 def test_bad_settings_raise_configuration_error(settings: dict[str, Any], message: str) -> None:
@@ -273,7 +291,7 @@ def test_old_style_custom_formatter_keeps_working(dedicated: LocalEndpoint) -> N
         },
         "kind": "dedicated",
     }
-    assert list(chat.stream("quiet"))[0].content == "QUIET"
+    assert [chunk.content for chunk in chat.stream("quiet")] == ["QUIET", ""]
 
 
 def test_old_style_formatter_errors_are_typed(dedicated: LocalEndpoint) -> None:
@@ -325,7 +343,7 @@ def test_response_and_usage_metadata(endpoint: LocalEndpoint) -> None:
     metadata = reply.response_metadata
     assert metadata["finish_reason"] == "stop"
     assert metadata["model_name"] == "local-model"
-    assert isinstance(metadata["request_id"], str) and metadata["request_id"]
+    assert metadata["request_id"]
     assert metadata["id"].startswith("chatcmpl-")
 
 
@@ -428,7 +446,9 @@ def test_bind_tools_sends_openai_tools_and_parses_tool_calls(endpoint: LocalEndp
     assert body["tools"][0]["function"]["name"] == "get_weather"
     assert body["tools"][0]["function"]["parameters"]["required"] == ["city"]
     assert body["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
-    assert reply.tool_calls == [{"name": "get_weather", "args": {"city": "Oslo", "days": 2}, "id": "call_1", "type": "tool_call"}]
+    assert reply.tool_calls == [
+        {"name": "get_weather", "args": {"city": "Oslo", "days": 2}, "id": "call_1", "type": "tool_call"}
+    ]
     assert reply.response_metadata["finish_reason"] == "tool_calls"
     tool_message = ToolMessage("sunny", tool_call_id="call_1")
     answer = chat.invoke([HumanMessage("Weather in Oslo?"), reply, tool_message])
@@ -460,7 +480,9 @@ def test_streamed_tool_call_fragments_assemble(endpoint: LocalEndpoint) -> None:
     full = chunks[0]
     for chunk in chunks[1:]:
         full = full + chunk
-    assert full.tool_calls == [{"name": "get_weather", "args": {"city": "Oslo", "days": 2}, "id": "call_1", "type": "tool_call"}]
+    assert full.tool_calls == [
+        {"name": "get_weather", "args": {"city": "Oslo", "days": 2}, "id": "call_1", "type": "tool_call"}
+    ]
 
 
 def test_bad_tool_arguments_become_invalid_tool_calls(endpoint: LocalEndpoint) -> None:
@@ -514,7 +536,10 @@ def test_structured_output_with_raw_and_dict_schema(endpoint: LocalEndpoint) -> 
 
 def test_images_and_names_are_sent_as_content_parts(endpoint: LocalEndpoint) -> None:
     message = HumanMessage(
-        [{"type": "text", "text": "What is this?"}, {"type": "image", "base64": "iVBORw0KGgo=", "mime_type": "image/png"}],
+        [
+            {"type": "text", "text": "What is this?"},
+            {"type": "image", "base64": "iVBORw0KGgo=", "mime_type": "image/png"},
+        ],
         name="ann",
     )
     serverless_model(endpoint).invoke([message])
@@ -615,3 +640,45 @@ def test_ls_params_for_tracing(endpoint: LocalEndpoint) -> None:
         "ls_stop": ["x"],
     }
     assert chat._get_ls_params(model="other", max_tokens=1)["ls_model_name"] == "other"
+
+
+class FakeCredential:
+    """An azure-identity-like credential."""
+
+    def __init__(self) -> None:
+        self.scopes: list[str] = []
+
+    def get_token(self, *scopes: str, **_kwargs: Any) -> Any:
+        self.scopes.extend(scopes)
+        return types.SimpleNamespace(token="entra-token", expires_on=time.time() + 3600)
+
+
+def test_entra_credential_wins_over_a_key_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, dedicated: LocalEndpoint
+) -> None:
+    monkeypatch.setenv("AZUREML_ENDPOINT_API_KEY", "stale-env-key")
+    dedicated.token_validator = lambda token: token == "entra-token"
+    credential = FakeCredential()
+    chat = AzureMLChatOnlineEndpoint(endpoint_url=dedicated.score_url, credential=credential)
+    assert chat.invoke("via entra").content == "via entra"
+    assert dedicated.requests[-1].headers["authorization"] == "Bearer entra-token"
+    assert credential.scopes == ["https://ml.azure.com/.default"]
+    assert "credential" not in chat.model_dump()
+    with pytest.raises(ConfigurationError, match="not both"):
+        AzureMLChatOnlineEndpoint(endpoint_url=dedicated.score_url, credential=credential, endpoint_api_key="k")
+
+
+def test_dedicated_vllm_route_with_deployment_and_model(dedicated: LocalEndpoint) -> None:
+    chat = AzureMLChatOnlineEndpoint(
+        endpoint_url=dedicated.chat_url,
+        endpoint_api_type="dedicated",
+        endpoint_api_key=API_KEY,
+        deployment_name="vllm-blue",
+        model="meta-llama-3",
+    )
+    reply = chat.invoke("vllm")
+    request = dedicated.requests[-1]
+    assert request.path == "/v1/chat/completions"
+    assert request.headers["azureml-model-deployment"] == "vllm-blue"
+    assert request.json == {"model": "meta-llama-3", "messages": [{"role": "user", "content": "vllm"}]}
+    assert reply.response_metadata["model_name"] == "meta-llama-3"

@@ -1,8 +1,9 @@
 """LangChain's standard test suites (``langchain-tests``) for ``azml_chat.langchain.AzureMLChatOnlineEndpoint``.
 
-The integration suites run against the embedded ``LocalEndpoint`` over 127.0.0.1: once on a
-serverless (chat-completions, SSE streaming) route and once on a dedicated ``/score`` route
-(Llama family, ``{"output": ...}`` replies). The serverless endpoint is driven by
+The integration suites run against the embedded ``LocalEndpoint`` over 127.0.0.1: on a
+serverless (chat-completions, SSE streaming) route, on a dedicated endpoint's vLLM route
+(chat completions on the dedicated host, pinned deployment) and on a dedicated ``/score``
+route (Llama family, ``{"output": ...}`` replies). The chat-completions endpoints are driven by
 :func:`scripted_model`, a deterministic stand-in for a model: it calls a bound tool with
 arguments built from the tool's JSON schema and the prompt, answers ``response_format`` with
 JSON that fits the schema, and otherwise echoes the prompt.
@@ -28,15 +29,16 @@ import pytest
 
 pytest.importorskip("langchain_tests")
 
-import langchain_tests.integration_tests.chat_models as standard_integration  # noqa: E402
-from langchain_tests.integration_tests import ChatModelIntegrationTests  # noqa: E402
-from langchain_tests.unit_tests import ChatModelUnitTests  # noqa: E402
+import langchain_tests.integration_tests.chat_models as standard_integration
+from langchain_tests.integration_tests import ChatModelIntegrationTests
+from langchain_tests.unit_tests import ChatModelUnitTests
 
-from azml_chat.langchain import AzureMLChatOnlineEndpoint  # noqa: E402
-from azml_chat.testing import ChatTurn, LocalEndpoint, ScriptedReply  # noqa: E402
+from azml_chat.langchain import AzureMLChatOnlineEndpoint
+from azml_chat.testing import ChatTurn, LocalEndpoint, ScriptedReply
 
 pytestmark = [
     pytest.mark.asyncio,
+    pytest.mark.enable_socket,  # pytest-socket (installed by langchain-tests): the endpoint is on 127.0.0.1
     pytest.mark.filterwarnings("ignore:.*is marked with '@pytest.mark.asyncio' but it is not an async function"),
 ]
 
@@ -138,7 +140,12 @@ def _png() -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0\xff\0\0")) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0\xff\0\0"))
+        + chunk(b"IEND", b"")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -197,7 +204,36 @@ class TestAzureMLChatOnlineEndpointUnit(ChatModelUnitTests):
 # --- integration suites ------------------------------------------------------------------------
 
 
-class TestServerlessIntegration(ChatModelIntegrationTests):
+class AzureCapabilities:
+    """What no Azure ML chat endpoint kind offers, with the reasons (shared by the suites below)."""
+
+    @property
+    def supports_image_tool_message(self) -> bool:
+        """Tool messages of the Azure AI model inference chat API carry text only."""
+        return False
+
+    @property
+    def supports_pdf_inputs(self) -> bool:
+        """The chat API's content parts are text and image_url: there is no file/PDF part."""
+        return False
+
+    @property
+    def supports_pdf_tool_message(self) -> bool:
+        """No file/PDF content part (see ``supports_pdf_inputs``)."""
+        return False
+
+    @property
+    def supports_audio_inputs(self) -> bool:
+        """azml_chat messages carry text and image parts; audio parts are not sent."""
+        return False
+
+    @property
+    def enable_vcr_tests(self) -> bool:
+        """VCR replays recorded traffic of a remote API; these tests talk to a live local endpoint."""
+        return False
+
+
+class TestServerlessIntegration(AzureCapabilities, ChatModelIntegrationTests):
     """A serverless (pay-as-you-go) endpoint: OpenAI chat-completions bodies, SSE streaming."""
 
     @pytest.fixture(autouse=True)
@@ -245,29 +281,8 @@ class TestServerlessIntegration(ChatModelIntegrationTests):
         return "other-model"
 
     @property
-    def supports_image_tool_message(self) -> bool:
-        """Tool messages of the Azure AI model inference chat API carry text only."""
-        return False
-
-    @property
-    def supports_pdf_inputs(self) -> bool:
-        """The chat API's content parts are text and image_url: there is no file/PDF part."""
-        return False
-
-    @property
-    def supports_pdf_tool_message(self) -> bool:
-        """No file/PDF content part (see ``supports_pdf_inputs``)."""
-        return False
-
-    @property
-    def supports_audio_inputs(self) -> bool:
-        """azml_chat messages carry text and image parts; audio parts are not sent."""
-        return False
-
-    @property
-    def enable_vcr_tests(self) -> bool:
-        """VCR replays recorded traffic of a remote API; these tests talk to a live local endpoint."""
-        return False
+    def supports_anthropic_inputs(self) -> bool:
+        return True
 
 
 class TestDedicatedVLLMIntegration(TestServerlessIntegration):
@@ -291,7 +306,7 @@ class TestDedicatedVLLMIntegration(TestServerlessIntegration):
         }
 
 
-class TestDedicatedIntegration(ChatModelIntegrationTests):
+class TestDedicatedIntegration(AzureCapabilities, ChatModelIntegrationTests):
     """A dedicated (managed online) ``/score`` endpoint with a Llama chat container."""
 
     @pytest.fixture(autouse=True)
@@ -332,8 +347,13 @@ class TestDedicatedIntegration(ChatModelIntegrationTests):
         return False
 
     @property
-    def enable_vcr_tests(self) -> bool:
-        """VCR replays recorded traffic of a remote API; these tests talk to a live local endpoint."""
+    def supports_image_inputs(self) -> bool:
+        """Llama chat containers on /score take text messages."""
+        return False
+
+    @property
+    def supports_anthropic_inputs(self) -> bool:
+        """The test binds tools, which /score containers lack (see ``has_tool_calling``)."""
         return False
 
 

@@ -3,6 +3,7 @@ early exit and the connection pool, mid-stream errors, usage chunks, tool-call f
 
 from __future__ import annotations
 
+import gzip
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -262,6 +263,16 @@ def test_clean_close_before_done_is_an_error(endpoint: LocalEndpoint, mode: str)
     endpoint.add_fault(Fault(body=body, content_type="text/event-stream"))
     with pytest.raises(StreamError, match=r"ended before \[DONE\]"):
         stream(mode, endpoint.url, "x")
+
+
+@mode_param
+def test_a_compressed_event_stream_is_decoded(rich: LocalEndpoint, mode: str) -> None:
+    body = gzip.compress(captured_sse(rich))
+    rich.add_fault(Fault(body=body, content_type="text/event-stream", headers={"content-encoding": "gzip"}))
+    _, response = stream(mode, rich.url, "x")
+    assert response is not None
+    assert response.content == RICH.content
+    assert len(response.tool_calls) == 2
 
 
 @mode_param

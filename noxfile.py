@@ -35,5 +35,5 @@ def typecheck(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """Client overhead against raw httpx (``nox -s bench -- --quick`` for a smoke run)."""
-    session.install("-e", ".[aiohttp]")
+    session.install("-e", ".[aiohttp]", "httpx-aiohttp")  # httpx-aiohttp: the comparison rows only
     session.run("python", "benchmarks/run.py", *session.posargs)

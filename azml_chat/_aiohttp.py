@@ -4,7 +4,8 @@ It moves bytes with an ``aiohttp.ClientSession``; every decision (retries, error
 mapping, stream assembly) stays in the client and :mod:`azml_chat._core`, exactly as
 for the default httpx driver. Installed with the ``azml-chat[aiohttp]`` extra; this
 module is imported only when the driver is chosen. asyncio only (aiohttp does not
-run on trio).
+run on trio). Unlike httpx it ignores ``HTTP(S)_PROXY``: pass a configured
+``aiohttp.ClientSession`` as ``http_client`` to go through a proxy.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
+import httpx
 from yarl import URL
 
 from .errors import ConfigurationError
@@ -50,14 +52,21 @@ class AiohttpDriver:
         self._timeout_seconds = timeout
         self._timeout = _client_timeout(timeout)
         self._urls: dict[str, URL] = {}
+        self._closed = False
 
-    def _open(self) -> aiohttp.ClientSession:
+    def _open(self, url: str) -> aiohttp.ClientSession:
         # Created on first use, inside the running loop (aiohttp binds a session to its loop).
+        if self._closed:
+            raise RuntimeError("the client has been closed: create a new one")
         try:
             asyncio.get_running_loop()
         except RuntimeError:
             raise ConfigurationError('driver="aiohttp" runs on asyncio only; use the default httpx driver') from None
-        connector = aiohttp.TCPConnector(limit=_MAX_CONNECTIONS)
+        # The same trust store as the httpx driver (certifi, or SSL_CERT_FILE / SSL_CERT_DIR).
+        ssl = httpx.create_ssl_context() if url.startswith("https:") else True
+        connector = aiohttp.TCPConnector(limit=_MAX_CONNECTIONS, ssl=ssl)
+        # No trust_env: in aiohttp it costs two thread hops per request (netrc, proxy lookup)
+        # and may add netrc credentials; a caller needing a proxy passes its own session.
         self._session = aiohttp.ClientSession(
             connector=connector, headers=self._headers, cookie_jar=aiohttp.DummyCookieJar()
         )
@@ -71,7 +80,7 @@ class AiohttpDriver:
 
     async def send(self, call: _Call, headers: Mapping[str, str]) -> tuple[int, Mapping[str, str], Any]:
         """POST the call; return status, headers and the unread response."""
-        session = self._session or self._open()
+        session = self._session or self._open(call.url)
         seconds = call.deadline_seconds
         timeout = self._timeout if seconds == self._timeout_seconds else _client_timeout(seconds)
         response = await session.post(
@@ -97,12 +106,13 @@ class AiohttpDriver:
         self, url: str, headers: Mapping[str, str], timeout: float | None
     ) -> tuple[int, Mapping[str, str], bytes]:
         """A small GET, read whole."""
-        session = self._session or self._open()
+        session = self._session or self._open(url)
         async with session.get(self._url(url), headers=headers, timeout=_client_timeout(timeout)) as response:
             return response.status, response.headers, await response.read()
 
     async def aclose(self) -> None:
         """Close the session if this driver created it."""
+        self._closed = True
         if self.owned and self._session is not None:
             session, self._session = self._session, None
             await session.close()

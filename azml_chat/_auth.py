@@ -76,6 +76,8 @@ class TokenProvider:
         token = getattr(result, "token", None)
         if not isinstance(token, str) or not token:
             raise ConfigurationError("credential.get_token() returned no token")
+        if not token.isascii() or not token.isprintable():  # never quoted: it is a secret
+            raise ConfigurationError("credential.get_token() returned a token HTTP headers cannot carry")
         try:
             expires_on = float(getattr(result, "expires_on", 0) or 0)
             refresh_on = float(getattr(result, "refresh_on", 0) or 0)

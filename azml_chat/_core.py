@@ -10,14 +10,14 @@ from __future__ import annotations
 import email.utils
 import math
 import random
+import re
 import time
 from collections.abc import Mapping
 from typing import Any
 
-import attrs
-
 from ._json import loads
 from ._sse import ServerSentEvent
+from ._value import Frozen
 from ._version import __version__
 from .errors import (
     APIConnectionError,
@@ -26,6 +26,7 @@ from .errors import (
     AuthenticationError,
     AzureMLChatError,
     BadRequestError,
+    ConfigurationError,
     InvalidRequestError,
     ModelError,
     NotFoundError,
@@ -53,8 +54,7 @@ _STATUS_ERRORS: dict[int, type[APIStatusError]] = {
 }
 
 
-@attrs.frozen
-class RetryPolicy:
+class RetryPolicy(Frozen):
     """How long to wait between attempts.
 
     Without a ``retry-after-ms`` / ``x-ms-retry-after-ms`` / ``retry-after`` header the
@@ -62,9 +62,45 @@ class RetryPolicy:
     random jitter. A server-given wait is honoured up to ``max_retry_after`` seconds.
     """
 
-    initial_backoff: float = attrs.field(default=0.5, validator=attrs.validators.ge(0))
-    max_backoff: float = attrs.field(default=8.0, validator=attrs.validators.ge(0))
-    max_retry_after: float = attrs.field(default=60.0, validator=attrs.validators.ge(0))
+    __slots__ = ("initial_backoff", "max_backoff", "max_retry_after")
+    __match_args__ = ("initial_backoff", "max_backoff", "max_retry_after")
+    initial_backoff: float
+    max_backoff: float
+    max_retry_after: float
+
+    def __init__(self, initial_backoff: float = 0.5, max_backoff: float = 8.0, max_retry_after: float = 60.0) -> None:
+        for name, value in (
+            ("initial_backoff", initial_backoff),
+            ("max_backoff", max_backoff),
+            ("max_retry_after", max_retry_after),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:  # also NaN
+                raise ConfigurationError(f"RetryPolicy {name} must be >= 0 seconds, not {value!r}")
+            object.__setattr__(self, name, value)
+
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_SETTING_OF_HEADER = {"authorization": "api_key", "api-key": "api_key", "azureml-model-deployment": "deployment_name"}
+
+
+def check_headers(headers: Any) -> dict[str, str]:
+    """Headers with lower-case names, once HTTP can carry them all (else :class:`ConfigurationError`).
+
+    Checked when the client is made, so a key read from a file with its trailing newline fails
+    at once, naming the setting, instead of at the first call with the key in the message.
+    """
+    if not isinstance(headers, Mapping):
+        raise ConfigurationError(f"headers must be a dict of header names to values, not {type(headers).__name__}")
+    checked: dict[str, str] = {}
+    for name, value in headers.items():
+        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+            raise ConfigurationError(f"{name!r} is not a valid HTTP header name")
+        name = name.lower()
+        if not isinstance(value, str) or not value.isascii() or not value.isprintable():
+            what = _SETTING_OF_HEADER.get(name, f"the value of header {name!r}")
+            raise ConfigurationError(f"{what} must be printable ASCII text (no line breaks or control characters)")
+        checked[name] = value
+    return checked
 
 
 def request_id_of(headers: Mapping[str, str]) -> str | None:
@@ -99,6 +135,7 @@ def decode_json(body: bytes, request_id: str | None) -> Any:
 
 def status_error(status: int, headers: Mapping[str, str], body: bytes) -> APIStatusError:
     """The typed error for an error status, with the server's message and request id."""
+    headers = {name.lower(): value for name, value in headers.items()}  # one shape, whatever the driver
     request_id = request_id_of(headers)
     payload: Any = None
     code = headers.get("x-ms-error-code")
@@ -234,10 +271,10 @@ def parse_reply(formatter: ChatFormatter, body: bytes, request_id: str | None, e
         ) from exc
     if isinstance(parsed, str):
         return ChatResponse(Message("assistant", parsed), request_id=request_id, elapsed=elapsed, raw=payload)
-    if type(parsed) is ChatResponse:  # a direct copy is several times cheaper than attrs.evolve
+    if type(parsed) is ChatResponse:  # a direct copy is several times cheaper than __replace__
         p = parsed
         return ChatResponse(p.message, p.finish_reason, p.usage, p.model, p.id, request_id, elapsed, payload)
-    return attrs.evolve(parsed, request_id=request_id, elapsed=elapsed, raw=payload)
+    return parsed.__replace__(request_id=request_id, elapsed=elapsed, raw=payload)
 
 
 def format_body(formatter: ChatFormatter, messages: tuple[Message, ...], params: Mapping[str, Any]) -> Any:

@@ -8,7 +8,21 @@ from typing import Any
 from .errors import InvalidRequestError
 
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-loads = json.loads
+_decode = json.JSONDecoder().decode
+
+
+def loads(data: str | bytes | bytearray) -> Any:
+    """Decode JSON text, as ``json.loads`` does.
+
+    Bytes take a fast path as UTF-8 (``json.loads`` first sniffs for UTF-16/32, which costs
+    ~2 µs: a lot per streamed chunk); only what fails there is handed to ``json.loads``.
+    """
+    if isinstance(data, bytes | bytearray):
+        try:
+            return _decode(data.decode())
+        except ValueError:  # not UTF-8 (UnicodeDecodeError), a BOM, or not JSON: json.loads decides
+            return json.loads(data)
+    return _decode(data)
 
 
 def dumps(value: Any) -> bytes:

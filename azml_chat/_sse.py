@@ -31,27 +31,38 @@ class SSEDecoder:
 
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
         """Decode what ``chunk`` completes; keep any partial line for the next call."""
+        if not chunk:
+            return []  # before the CR check: an empty read must not forget that a "\r" ended the last one
         if self._skip_lf and chunk[:1] == b"\n":
             chunk = chunk[1:]
         self._skip_lf = False
         if not chunk:
             return []
         buffer = self._buffer + chunk if self._buffer else chunk
-        lines = buffer.splitlines(keepends=True)
-        last = lines[-1]
-        if last[-1:] not in (b"\n", b"\r"):
-            self._buffer = lines.pop()
-        else:
-            self._buffer = b""
-            self._skip_lf = last[-1:] == b"\r"
+        lines: list[bytes]
+        if b"\r" in buffer:
+            lines = buffer.splitlines(keepends=True)
+            last = lines[-1]
+            if last[-1:] not in (b"\n", b"\r"):
+                self._buffer = lines.pop()
+            else:
+                self._buffer = b""
+                self._skip_lf = last[-1:] == b"\r"
+            lines = [line.rstrip(b"\r\n") for line in lines]
+        else:  # only "\n" endings, the usual case: one split, nothing to strip
+            lines = buffer.split(b"\n")
+            self._buffer = lines.pop()  # what follows the last "\n" (b"" when it ends the chunk)
         events: list[ServerSentEvent] = []
+        data = self._data
         for line in lines:
-            line = line.rstrip(b"\r\n")
             if not line:
-                if self._data:
-                    events.append(ServerSentEvent(self._event or "message", b"\n".join(self._data)))
-                self._data = []
+                if data:
+                    events.append(ServerSentEvent(self._event or "message", b"\n".join(data)))
+                    data = self._data = []
                 self._event = ""
+                continue
+            if line[:5] == b"data:":  # the common field, without the general parsing below
+                data.append(line[6:] if line[5:6] == b" " else line[5:])
                 continue
             field, colon, value = line.partition(b":")
             if not field:
@@ -59,7 +70,7 @@ class SSEDecoder:
             if colon and value[:1] == b" ":
                 value = value[1:]
             if field == b"data":
-                self._data.append(value)
+                data.append(value)
             elif field == b"event":
                 self._event = value.decode("utf-8", "replace")
         return events

@@ -1,8 +1,8 @@
 """The ``azml-chat`` command: chat with an endpoint, or serve the embedded local endpoint.
 
-    azml-chat chat "What is Azure ML?"          # AZUREML_* settings, else the embedded endpoint
-    azml-chat chat --stream --system "Be brief" "Hello"
-    azml-chat serve --kind dedicated --family mistral --port 8080
+azml-chat chat "What is Azure ML?"          # AZUREML_* settings, else the embedded endpoint
+azml-chat chat --stream --system "Be brief" "Hello"
+azml-chat serve --kind dedicated --family mistral --port 8080
 """
 
 from __future__ import annotations
@@ -58,8 +58,14 @@ def _parser() -> argparse.ArgumentParser:
 def _endpoint_settings(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
     """Client settings from flags over the environment; the embedded endpoint if there are none."""
     settings = settings_from_env()
-    for flag, key in (("url", "endpoint_url"), ("api_key", "api_key"), ("api_type", "api_type"),
-                      ("deployment", "deployment_name"), ("formatter", "formatter"), ("timeout", "timeout")):
+    for flag, key in (
+        ("url", "endpoint_url"),
+        ("api_key", "api_key"),
+        ("api_type", "api_type"),
+        ("deployment", "deployment_name"),
+        ("formatter", "formatter"),
+        ("timeout", "timeout"),
+    ):
         value = getattr(args, flag)
         if value is not None:
             settings[key] = value
@@ -69,8 +75,10 @@ def _endpoint_settings(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
     from .testing import LocalEndpoint
 
     with LocalEndpoint(kind="serverless", api_key=LOCAL_KEY) as endpoint:
-        print(f"azml-chat: no AZUREML_ENDPOINT_URL set; using the embedded local endpoint at {endpoint.url}",
-              file=sys.stderr)
+        print(
+            f"azml-chat: no AZUREML_ENDPOINT_URL set; using the embedded local endpoint at {endpoint.url}",
+            file=sys.stderr,
+        )
         yield {**settings, "endpoint_url": endpoint.url, "api_key": LOCAL_KEY}
 
 
@@ -86,7 +94,9 @@ def _response_json(response: ChatResponse) -> str:
             "id": response.id,
             "request_id": response.request_id,
             "elapsed": response.elapsed,
-            "usage": None if usage is None else {
+            "usage": None
+            if usage is None
+            else {
                 "prompt_tokens": usage.prompt_tokens,
                 "completion_tokens": usage.completion_tokens,
                 "total_tokens": usage.total_tokens,
@@ -100,8 +110,11 @@ def _response_json(response: ChatResponse) -> str:
 def _chat(args: argparse.Namespace) -> None:
     messages = [Message.system(args.system)] if args.system else []
     messages.append(Message.user(args.question))
-    params = {key: value for key, value in (("temperature", args.temperature), ("max_tokens", args.max_tokens))
-              if value is not None}
+    params = {
+        key: value
+        for key, value in (("temperature", args.temperature), ("max_tokens", args.max_tokens))
+        if value is not None
+    }
     with _endpoint_settings(args) as settings, ChatClient(**settings) as client:
         if not args.stream:
             response = client.chat(messages, **params)
@@ -118,8 +131,9 @@ def _chat(args: argparse.Namespace) -> None:
 def _serve(args: argparse.Namespace) -> None:
     from .testing import LocalEndpoint
 
-    endpoint = LocalEndpoint(kind=args.kind, family=args.family, host=args.host, port=args.port,
-                             api_key=args.api_key or None)
+    endpoint = LocalEndpoint(
+        kind=args.kind, family=args.family, host=args.host, port=args.port, api_key=args.api_key or None
+    )
     with endpoint:
         print(f"serving a local {args.kind} endpoint ({args.family}) at {endpoint.url}", flush=True)
         if args.api_key:

@@ -1,13 +1,15 @@
-"""What azml_chat costs on top of the HTTP client it wraps: CPU per request, client side.
+"""What azml_chat costs on top of the HTTP client it wraps: client CPU per request.
 
-Starts ``benchmarks/server.py`` in its own process (pinned to the last CPU with taskset
-when it exists), then, for every row, runs a fresh worker process (pinned to CPU 0) that
-warms up, sends a fixed number of requests at concurrency C and reports the CPU time
-(user+sys, ``getrusage``) and wall time it took. Rows are interleaved round by round;
-each figure is the median over the rounds, each ratio the median of the per-round
-ratios. Import cost is measured in fresh interpreters the same way.
+Starts ``benchmarks/server.py`` in its own process (pinned to the last CPU when taskset
+exists). Each round then starts one fresh worker process per group (pinned to CPU 0);
+a group is a set of rows measured side by side, e.g. raw ``httpx.AsyncClient`` and
+``AsyncChatClient`` at concurrency 1. The worker warms every row up, then runs them in
+interleaved blocks (the order rotating block by block), so slow spells of a noisy
+machine hit every row alike. Per row it reports the CPU time (user+sys, ``getrusage``)
+and the wall time. Figures are medians over the rounds; a ratio is the median of the
+per-round ratios. ``import`` cost is measured in fresh interpreters, bytecode cached.
 
-    python benchmarks/run.py            # full run (about 2 minutes on 2 cores)
+    python benchmarks/run.py            # full run (about 2-3 minutes on 2 cores)
     python benchmarks/run.py --quick    # CI smoke: checks that every row runs, not its speed
     python benchmarks/run.py --check    # exit 1 if a target is missed
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -26,9 +29,10 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,16 +55,13 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-# --- workers: one scenario, run inside a fresh process -----------------------------------------
+# --- scenarios: each yields ``one()``, a single request (or stream) returning its unit count ----
 
 
-@dataclass
+@dataclass(frozen=True)
 class Job:
     base: str  # http://127.0.0.1:PORT
     kind: str  # serverless | dedicated
-    concurrency: int
-    requests: int
-    warmup: int
 
     @property
     def url(self) -> str:
@@ -71,61 +72,31 @@ class Job:
         return DEDICATED_BODY if self.kind == "dedicated" else SERVERLESS_BODY
 
 
+AsyncOne = Callable[[], Awaitable[int]]
+SyncOne = Callable[[], int]
+
+
 def _text_of(payload: Any, kind: str) -> str:
     text = payload["output"] if kind == "dedicated" else payload["choices"][0]["message"]["content"]
-    assert isinstance(text, str) and text
+    assert isinstance(text, str)
+    assert text
     return text
 
 
 def _delta_of(data: bytes | str) -> int:
-    """Parse one raw SSE data payload; 1 per chunk (0 for [DONE])."""
-    if data == "[DONE]" or data == b"[DONE]":
+    """Parse one raw SSE data payload: 1 per chunk, 0 for ``[DONE]``."""
+    if data in ("[DONE]", b"[DONE]"):
         return 0
     chunk = json.loads(data)
     chunk["choices"][0]["delta"].get("content")
     return 1
 
 
-async def _run_async(job: Job, one: Callable[[], Awaitable[int]]) -> tuple[float, float, int]:
-    """Warm up, then run ``job.requests`` calls of ``one`` from ``job.concurrency`` tasks."""
-
-    async def worker(count: int) -> int:
-        units = 0
-        for _ in range(count):
-            units += await one()
-        return units
-
-    async def batch(total: int) -> int:
-        share, extra = divmod(total, job.concurrency)
-        counts = [share + (1 if i < extra else 0) for i in range(job.concurrency)]
-        return sum(await asyncio.gather(*(worker(c) for c in counts if c)))
-
-    await batch(job.warmup)
-    cpu, wall = _cpu(), time.perf_counter()
-    units = await batch(job.requests)
-    return _cpu() - cpu, time.perf_counter() - wall, units
-
-
-def _run_sync(job: Job, one: Callable[[], int]) -> tuple[float, float, int]:
-    if job.concurrency != 1:
-        raise SystemExit("sync rows run at concurrency 1 only")
-    for _ in range(job.warmup):
-        one()
-    cpu, wall = _cpu(), time.perf_counter()
-    units = sum(one() for _ in range(job.requests))
-    return _cpu() - cpu, time.perf_counter() - wall, units
-
-
-def _limits(job: Job) -> Any:
+@contextlib.asynccontextmanager
+async def raw_httpx_async(job: Job) -> AsyncIterator[AsyncOne]:
     import httpx
 
-    return httpx.Limits(max_connections=max(100, job.concurrency), max_keepalive_connections=max(20, job.concurrency))
-
-
-async def raw_httpx_async(job: Job) -> tuple[float, float, int]:
-    import httpx
-
-    async with httpx.AsyncClient(limits=_limits(job)) as http:
+    async with httpx.AsyncClient() as http:
 
         async def one() -> int:
             response = await http.post(job.url, json=job.body, headers=RAW_HEADERS)
@@ -133,10 +104,72 @@ async def raw_httpx_async(job: Job) -> tuple[float, float, int]:
             _text_of(json.loads(response.content), job.kind)
             return 1
 
-        return await _run_async(job, one)
+        yield one
 
 
-def raw_httpx_sync(job: Job) -> tuple[float, float, int]:
+@contextlib.asynccontextmanager
+async def raw_aiohttp(job: Job) -> AsyncIterator[AsyncOne]:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+
+        async def one() -> int:
+            async with session.post(job.url, json=job.body, headers=RAW_HEADERS) as response:
+                response.raise_for_status()
+                _text_of(json.loads(await response.read()), job.kind)
+            return 1
+
+        yield one
+
+
+@contextlib.asynccontextmanager
+async def raw_httpx_aiohttp(job: Job) -> AsyncIterator[AsyncOne]:
+    import httpx_aiohttp
+
+    async with httpx_aiohttp.HttpxAiohttpClient() as http:
+
+        async def one() -> int:
+            response = await http.post(job.url, json=job.body, headers=RAW_HEADERS)
+            response.raise_for_status()
+            _text_of(json.loads(response.content), job.kind)
+            return 1
+
+        yield one
+
+
+@contextlib.asynccontextmanager
+async def _sdk_async(job: Job, **options: Any) -> AsyncIterator[AsyncOne]:
+    from azml_chat import AsyncChatClient
+
+    async with AsyncChatClient(job.url, api_key=API_KEY, **options) as client:
+
+        async def one() -> int:
+            reply = await client.chat(MESSAGES, **PARAMS)
+            assert reply.content
+            return 1
+
+        yield one
+
+
+def sdk_httpx(job: Job) -> contextlib.AbstractAsyncContextManager[AsyncOne]:
+    return _sdk_async(job)
+
+
+def sdk_aiohttp(job: Job) -> contextlib.AbstractAsyncContextManager[AsyncOne]:
+    return _sdk_async(job, driver="aiohttp")
+
+
+@contextlib.asynccontextmanager
+async def sdk_httpx_aiohttp(job: Job) -> AsyncIterator[AsyncOne]:
+    import httpx_aiohttp
+
+    http = httpx_aiohttp.HttpxAiohttpClient(timeout=50.0)
+    async with http, _sdk_async(job, http_client=http) as one:
+        yield one
+
+
+@contextlib.contextmanager
+def raw_httpx_sync(job: Job) -> Iterator[SyncOne]:
     import httpx
 
     with httpx.Client() as http:
@@ -147,92 +180,27 @@ def raw_httpx_sync(job: Job) -> tuple[float, float, int]:
             _text_of(json.loads(response.content), job.kind)
             return 1
 
-        return _run_sync(job, one)
+        yield one
 
 
-async def raw_aiohttp(job: Job) -> tuple[float, float, int]:
-    import aiohttp
-
-    connector = aiohttp.TCPConnector(limit=max(100, job.concurrency))
-    async with aiohttp.ClientSession(connector=connector) as session:
-
-        async def one() -> int:
-            async with session.post(job.url, json=job.body, headers=RAW_HEADERS) as response:
-                response.raise_for_status()
-                _text_of(json.loads(await response.read()), job.kind)
-            return 1
-
-        return await _run_async(job, one)
-
-
-def _httpx_aiohttp_client(job: Job) -> Any:
-    import httpx
-    import httpx_aiohttp
-
-    return httpx_aiohttp.HttpxAiohttpClient(limits=_limits(job))
-
-
-async def raw_httpx_aiohttp(job: Job) -> tuple[float, float, int]:
-    async with _httpx_aiohttp_client(job) as http:
-
-        async def one() -> int:
-            response = await http.post(job.url, json=job.body, headers=RAW_HEADERS)
-            response.raise_for_status()
-            _text_of(json.loads(response.content), job.kind)
-            return 1
-
-        return await _run_async(job, one)
-
-
-def _sdk_settings(job: Job) -> dict[str, Any]:
-    return {"api_key": API_KEY}
-
-
-async def _sdk_async(job: Job, **options: Any) -> tuple[float, float, int]:
-    from azml_chat import AsyncChatClient
-
-    async with AsyncChatClient(job.url, **_sdk_settings(job), **options) as client:
-
-        async def one() -> int:
-            reply = await client.chat(MESSAGES, **PARAMS)
-            assert reply.content
-            return 1
-
-        return await _run_async(job, one)
-
-
-async def sdk_httpx(job: Job) -> tuple[float, float, int]:
-    import httpx
-
-    async with httpx.AsyncClient(limits=_limits(job), timeout=50.0) as http:
-        return await _sdk_async(job, http_client=http)
-
-
-async def sdk_aiohttp(job: Job) -> tuple[float, float, int]:
-    return await _sdk_async(job, driver="aiohttp")
-
-
-async def sdk_httpx_aiohttp(job: Job) -> tuple[float, float, int]:
-    async with _httpx_aiohttp_client(job) as http:
-        return await _sdk_async(job, http_client=http)
-
-
-def sdk_sync(job: Job) -> tuple[float, float, int]:
+@contextlib.contextmanager
+def sdk_sync(job: Job) -> Iterator[SyncOne]:
     from azml_chat import ChatClient
 
-    with ChatClient(job.url, **_sdk_settings(job)) as client:
+    with ChatClient(job.url, api_key=API_KEY) as client:
 
         def one() -> int:
             assert client.chat(MESSAGES, **PARAMS).content
             return 1
 
-        return _run_sync(job, one)
+        yield one
 
 
-async def stream_raw_httpx_async(job: Job) -> tuple[float, float, int]:
+@contextlib.asynccontextmanager
+async def stream_raw_httpx_async(job: Job) -> AsyncIterator[AsyncOne]:
     import httpx
 
-    async with httpx.AsyncClient(limits=_limits(job)) as http:
+    async with httpx.AsyncClient() as http:
 
         async def one() -> int:
             units = 0
@@ -243,10 +211,54 @@ async def stream_raw_httpx_async(job: Job) -> tuple[float, float, int]:
                         units += _delta_of(line[6:])
             return units
 
-        return await _run_async(job, one)
+        yield one
 
 
-def stream_raw_httpx_sync(job: Job) -> tuple[float, float, int]:
+@contextlib.asynccontextmanager
+async def stream_raw_aiohttp(job: Job) -> AsyncIterator[AsyncOne]:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+
+        async def one() -> int:
+            units = 0
+            async with session.post(job.url, json=STREAM_BODY, headers=RAW_HEADERS) as response:
+                response.raise_for_status()
+                async for line in response.content:
+                    if line.startswith(b"data: "):
+                        units += _delta_of(line[6:].rstrip(b"\r\n"))
+            return units
+
+        yield one
+
+
+@contextlib.asynccontextmanager
+async def _stream_sdk_async(job: Job, **options: Any) -> AsyncIterator[AsyncOne]:
+    from azml_chat import AsyncChatClient
+
+    async with AsyncChatClient(job.url, api_key=API_KEY, **options) as client:
+
+        async def one() -> int:
+            units = 0
+            async with client.stream(MESSAGES, **PARAMS) as stream:
+                async for chunk in stream:
+                    chunk.content  # noqa: B018 - what a caller reads
+                    units += 1
+            return units
+
+        yield one
+
+
+def stream_sdk_httpx(job: Job) -> contextlib.AbstractAsyncContextManager[AsyncOne]:
+    return _stream_sdk_async(job)
+
+
+def stream_sdk_aiohttp(job: Job) -> contextlib.AbstractAsyncContextManager[AsyncOne]:
+    return _stream_sdk_async(job, driver="aiohttp")
+
+
+@contextlib.contextmanager
+def stream_raw_httpx_sync(job: Job) -> Iterator[SyncOne]:
     import httpx
 
     with httpx.Client() as http:
@@ -260,58 +272,14 @@ def stream_raw_httpx_sync(job: Job) -> tuple[float, float, int]:
                         units += _delta_of(line[6:])
             return units
 
-        return _run_sync(job, one)
+        yield one
 
 
-async def stream_raw_aiohttp(job: Job) -> tuple[float, float, int]:
-    import aiohttp
-
-    connector = aiohttp.TCPConnector(limit=max(100, job.concurrency))
-    async with aiohttp.ClientSession(connector=connector) as session:
-
-        async def one() -> int:
-            units = 0
-            async with session.post(job.url, json=STREAM_BODY, headers=RAW_HEADERS) as response:
-                response.raise_for_status()
-                async for line in response.content:
-                    if line.startswith(b"data: "):
-                        units += _delta_of(line[6:].rstrip(b"\r\n"))
-            return units
-
-        return await _run_async(job, one)
-
-
-async def _stream_sdk_async(job: Job, **options: Any) -> tuple[float, float, int]:
-    from azml_chat import AsyncChatClient
-
-    async with AsyncChatClient(job.url, **_sdk_settings(job), **options) as client:
-
-        async def one() -> int:
-            units = 0
-            async with client.stream(MESSAGES, **PARAMS) as stream:
-                async for chunk in stream:
-                    chunk.content  # noqa: B018 - what a caller reads
-                    units += 1
-            return units
-
-        return await _run_async(job, one)
-
-
-async def stream_sdk_httpx(job: Job) -> tuple[float, float, int]:
-    import httpx
-
-    async with httpx.AsyncClient(limits=_limits(job), timeout=50.0) as http:
-        return await _stream_sdk_async(job, http_client=http)
-
-
-async def stream_sdk_aiohttp(job: Job) -> tuple[float, float, int]:
-    return await _stream_sdk_async(job, driver="aiohttp")
-
-
-def stream_sdk_sync(job: Job) -> tuple[float, float, int]:
+@contextlib.contextmanager
+def stream_sdk_sync(job: Job) -> Iterator[SyncOne]:
     from azml_chat import ChatClient
 
-    with ChatClient(job.url, **_sdk_settings(job)) as client:
+    with ChatClient(job.url, api_key=API_KEY) as client:
 
         def one() -> int:
             units = 0
@@ -321,36 +289,216 @@ def stream_sdk_sync(job: Job) -> tuple[float, float, int]:
                     units += 1
             return units
 
-        return _run_sync(job, one)
+        yield one
 
 
 SCENARIOS: dict[str, Callable[[Job], Any]] = {
     "httpx-async": raw_httpx_async,
-    "httpx-sync": raw_httpx_sync,
     "aiohttp": raw_aiohttp,
     "httpx-aiohttp": raw_httpx_aiohttp,
     "sdk-async": sdk_httpx,
-    "sdk-async-aiohttp": sdk_aiohttp,
-    "sdk-async-httpx-aiohttp": sdk_httpx_aiohttp,
+    "sdk-aiohttp": sdk_aiohttp,
+    "sdk-httpx-aiohttp": sdk_httpx_aiohttp,
+    "httpx-sync": raw_httpx_sync,
     "sdk-sync": sdk_sync,
     "stream-httpx-async": stream_raw_httpx_async,
-    "stream-httpx-sync": stream_raw_httpx_sync,
     "stream-aiohttp": stream_raw_aiohttp,
     "stream-sdk-async": stream_sdk_httpx,
-    "stream-sdk-async-aiohttp": stream_sdk_aiohttp,
+    "stream-sdk-aiohttp": stream_sdk_aiohttp,
+    "stream-httpx-sync": stream_raw_httpx_sync,
     "stream-sdk-sync": stream_sdk_sync,
 }
 
 
-def worker_main(args: argparse.Namespace) -> None:
-    job = Job(args.base, args.kind, args.concurrency, args.requests, args.warmup)
-    run = SCENARIOS[args.worker]
-    result = run(job)
-    if asyncio.iscoroutine(result):
-        result = asyncio.run(result)
-    cpu, wall, units = result
-    print(json.dumps({"cpu": cpu, "wall": wall, "units": units, "requests": job.requests}))
+# --- groups and rows ---------------------------------------------------------------------------
 
+
+@dataclass(frozen=True)
+class Row:
+    key: str  # unique id, e.g. "sdk-async/serverless/c1"
+    scenario: str
+    kind: str
+    label: str
+    baseline: str | None = None  # the row it is compared with
+
+
+@dataclass(frozen=True)
+class Group:
+    name: str
+    sync: bool
+    concurrency: int
+    stream: bool
+    rows: tuple[Row, ...]
+
+
+def _request_rows(c: int) -> tuple[Row, ...]:
+    rows = []
+    for kind in ("serverless", "dedicated"):
+        raw = f"httpx-async/{kind}/c{c}"
+        rows.append(Row(raw, "httpx-async", kind, f"raw httpx.AsyncClient, {kind}"))
+        rows.append(Row(f"sdk-async/{kind}/c{c}", "sdk-async", kind, f"AsyncChatClient (httpx), {kind}", raw))
+        rows.append(Row(f"sdk-aiohttp/{kind}/c{c}", "sdk-aiohttp", kind, f"AsyncChatClient (aiohttp), {kind}", raw))
+    raw = f"httpx-async/serverless/c{c}"
+    rows.append(Row(f"aiohttp/serverless/c{c}", "aiohttp", "serverless", "raw aiohttp (reference)", raw))
+    rows.append(
+        Row(f"httpx-aiohttp/serverless/c{c}", "httpx-aiohttp", "serverless", "raw httpx + httpx-aiohttp transport", raw)
+    )
+    rows.append(
+        Row(
+            f"sdk-httpx-aiohttp/serverless/c{c}",
+            "sdk-httpx-aiohttp",
+            "serverless",
+            "AsyncChatClient over httpx + httpx-aiohttp",
+            raw,
+        )
+    )
+    return tuple(rows)
+
+
+def _stream_rows(c: int) -> tuple[Row, ...]:
+    raw = f"stream-httpx-async/c{c}"
+    return (
+        Row(raw, "stream-httpx-async", "serverless", "raw httpx.AsyncClient, aiter_lines + json"),
+        Row(f"stream-sdk-async/c{c}", "stream-sdk-async", "serverless", "AsyncChatClient.stream (httpx)", raw),
+        Row(f"stream-sdk-aiohttp/c{c}", "stream-sdk-aiohttp", "serverless", "AsyncChatClient.stream (aiohttp)", raw),
+        Row(f"stream-aiohttp/c{c}", "stream-aiohttp", "serverless", "raw aiohttp, line iteration + json", raw),
+    )
+
+
+GROUPS = [
+    Group("async-c1", False, 1, False, _request_rows(1)),
+    Group("async-c64", False, 64, False, _request_rows(64)),
+    Group(
+        "sync-c1",
+        True,
+        1,
+        False,
+        tuple(
+            row
+            for kind in ("serverless", "dedicated")
+            for row in (
+                Row(f"httpx-sync/{kind}/c1", "httpx-sync", kind, f"raw httpx.Client, {kind}"),
+                Row(f"sdk-sync/{kind}/c1", "sdk-sync", kind, f"ChatClient, {kind}", f"httpx-sync/{kind}/c1"),
+            )
+        ),
+    ),
+    Group("stream-async-c1", False, 1, True, _stream_rows(1)),
+    Group("stream-async-c64", False, 64, True, _stream_rows(64)),
+    Group(
+        "stream-sync-c1",
+        True,
+        1,
+        True,
+        (
+            Row("stream-httpx-sync/c1", "stream-httpx-sync", "serverless", "raw httpx.Client, iter_lines + json"),
+            Row("stream-sdk-sync/c1", "stream-sdk-sync", "serverless", "ChatClient.stream", "stream-httpx-sync/c1"),
+        ),
+    ),
+]
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    row: str
+    baseline: str
+    limit: float
+
+
+TARGETS = [
+    Target("AsyncChatClient serverless / raw httpx, C=1", "sdk-async/serverless/c1", "httpx-async/serverless/c1", 1.10),
+    Target("AsyncChatClient dedicated / raw httpx, C=1", "sdk-async/dedicated/c1", "httpx-async/dedicated/c1", 1.10),
+    Target("ChatClient serverless / raw httpx, C=1", "sdk-sync/serverless/c1", "httpx-sync/serverless/c1", 1.10),
+    Target("ChatClient dedicated / raw httpx, C=1", "sdk-sync/dedicated/c1", "httpx-sync/dedicated/c1", 1.10),
+    Target("async stream, per chunk / raw httpx, C=1", "stream-sdk-async/c1", "stream-httpx-async/c1", 1.20),
+    Target("sync stream, per chunk / raw httpx, C=1", "stream-sdk-sync/c1", "stream-httpx-sync/c1", 1.20),
+    Target("import azml_chat / import httpx", "import/azml_chat", "import/httpx", 1.25),
+    Target(
+        "aiohttp driver serverless / raw httpx, C=1", "sdk-aiohttp/serverless/c1", "httpx-async/serverless/c1", 0.50
+    ),
+    Target("aiohttp driver dedicated / raw httpx, C=1", "sdk-aiohttp/dedicated/c1", "httpx-async/dedicated/c1", 0.50),
+    Target(
+        "aiohttp driver serverless / raw httpx, C=64", "sdk-aiohttp/serverless/c64", "httpx-async/serverless/c64", 0.20
+    ),
+    Target(
+        "aiohttp driver dedicated / raw httpx, C=64", "sdk-aiohttp/dedicated/c64", "httpx-async/dedicated/c64", 0.20
+    ),
+]
+
+
+# --- the worker: one group, in a fresh process ------------------------------------------------
+
+
+def _blocks(total: int, blocks: int, concurrency: int, per_task: int) -> list[int]:
+    """Split ``total`` requests into at most ``blocks`` equal blocks, each a multiple of ``concurrency``
+    with at least ``per_task`` requests per task (so ramping up and down stays a small part of a block)."""
+    count = max(1, min(blocks, total // (concurrency * per_task)))
+    return [max(total // count // concurrency, 1) * concurrency] * count
+
+
+async def _async_group(group: Group, base: str, sizes: list[int], warmup: int) -> dict[str, list[list[float]]]:
+    async def batch(one: AsyncOne, count: int) -> int:
+        share = count // group.concurrency
+
+        async def worker() -> int:
+            units = 0
+            for _ in range(share):
+                units += await one()
+            return units
+
+        return sum(await asyncio.gather(*(worker() for _ in range(group.concurrency))))
+
+    async with contextlib.AsyncExitStack() as stack:
+        ones = {}
+        for row in group.rows:
+            try:
+                ones[row.key] = await stack.enter_async_context(SCENARIOS[row.scenario](Job(base, row.kind)))
+            except ImportError as exc:  # e.g. httpx-aiohttp not installed: the row stays empty
+                print(f"{row.key}: skipped ({exc})", file=sys.stderr)
+                continue
+            await batch(ones[row.key], warmup)
+        blocks: dict[str, list[list[float]]] = {key: [] for key in ones}  # [cpu, wall, units, requests]
+        keys = list(ones)
+        for number, size in enumerate(sizes):
+            turn = number % len(keys)
+            for key in keys[turn:] + keys[:turn]:
+                cpu, wall = _cpu(), time.perf_counter()
+                units = await batch(ones[key], size)
+                blocks[key].append([_cpu() - cpu, time.perf_counter() - wall, units, size])
+    return blocks
+
+
+def _sync_group(group: Group, base: str, sizes: list[int], warmup: int) -> dict[str, list[list[float]]]:
+    with contextlib.ExitStack() as stack:
+        ones = {}
+        for row in group.rows:
+            ones[row.key] = stack.enter_context(SCENARIOS[row.scenario](Job(base, row.kind)))
+            for _ in range(warmup):
+                ones[row.key]()
+        blocks: dict[str, list[list[float]]] = {key: [] for key in ones}
+        keys = list(ones)
+        for number, size in enumerate(sizes):
+            turn = number % len(keys)
+            for key in keys[turn:] + keys[:turn]:
+                one = ones[key]
+                cpu, wall = _cpu(), time.perf_counter()
+                units = sum(one() for _ in range(size))
+                blocks[key].append([_cpu() - cpu, time.perf_counter() - wall, units, size])
+    return blocks
+
+
+def worker_main(args: argparse.Namespace) -> None:
+    group = next(g for g in GROUPS if g.name == args.worker)
+    sizes = _blocks(args.requests, args.blocks, group.concurrency, 1 if group.stream else 4)
+    warmup = max(args.requests // 10, group.concurrency * 2)
+    if group.sync:
+        blocks = _sync_group(group, args.base, sizes, warmup)
+    else:
+        blocks = asyncio.run(_async_group(group, args.base, sizes, warmup))
+    print(json.dumps(blocks))
+
+
+# --- the orchestrator --------------------------------------------------------------------------
 
 # Run by ``python -c`` in a fresh interpreter: nothing but the interpreter's own start-up is loaded.
 IMPORT_PROBE = """
@@ -364,127 +512,27 @@ print(cpu() - c, time.perf_counter() - w)
 """
 
 
-def _measure_import(module: str, client_cpu: int | None) -> tuple[float, float]:
-    """CPU and wall seconds of ``import module`` in a fresh interpreter (start-up itself excluded)."""
-    command = [*_pin(client_cpu), sys.executable, "-c", IMPORT_PROBE.format(module=module)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"import {module} failed:\n{done.stderr}")
-    cpu, wall = done.stdout.split()
-    return float(cpu), float(wall)
-
-
-# --- the orchestrator --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Row:
-    key: str  # unique id in tables and JSON
-    scenario: str
-    kind: str
-    concurrency: int
-    stream: bool = False
-    label: str = ""
-
-
-@dataclass(frozen=True)
-class Target:
-    name: str
-    row: str
-    baseline: str
-    limit: float
-
-
-def _rows() -> list[Row]:
-    rows: list[Row] = []
-    for c in (1, 64):
-        for kind in ("serverless", "dedicated"):
-            rows.append(Row(f"httpx-async/{kind}/c{c}", "httpx-async", kind, c, label=f"raw httpx.AsyncClient, {kind}"))
-            rows.append(Row(f"sdk-async/{kind}/c{c}", "sdk-async", kind, c, label=f"AsyncChatClient (httpx), {kind}"))
-            rows.append(
-                Row(f"sdk-aiohttp/{kind}/c{c}", "sdk-async-aiohttp", kind, c, label=f"AsyncChatClient (aiohttp), {kind}")
-            )
-        rows.append(Row(f"aiohttp/serverless/c{c}", "aiohttp", "serverless", c, label="raw aiohttp (reference)"))
-        rows.append(
-            Row(
-                f"httpx-aiohttp/serverless/c{c}",
-                "httpx-aiohttp",
-                "serverless",
-                c,
-                label="raw httpx + httpx-aiohttp transport",
-            )
-        )
-        rows.append(
-            Row(
-                f"sdk-httpx-aiohttp/serverless/c{c}",
-                "sdk-async-httpx-aiohttp",
-                "serverless",
-                c,
-                label="AsyncChatClient (httpx + httpx-aiohttp)",
-            )
-        )
-        rows.append(Row(f"stream-httpx-async/c{c}", "stream-httpx-async", "serverless", c, True, "raw httpx lines"))
-        rows.append(Row(f"stream-sdk-async/c{c}", "stream-sdk-async", "serverless", c, True, "AsyncChatClient.stream"))
-        rows.append(
-            Row(f"stream-sdk-aiohttp/c{c}", "stream-sdk-async-aiohttp", "serverless", c, True, "stream (aiohttp)")
-        )
-        rows.append(Row(f"stream-aiohttp/c{c}", "stream-aiohttp", "serverless", c, True, "raw aiohttp lines"))
-    for kind in ("serverless", "dedicated"):
-        rows.append(Row(f"httpx-sync/{kind}/c1", "httpx-sync", kind, 1, label=f"raw httpx.Client, {kind}"))
-        rows.append(Row(f"sdk-sync/{kind}/c1", "sdk-sync", kind, 1, label=f"ChatClient, {kind}"))
-    rows.append(Row("stream-httpx-sync/c1", "stream-httpx-sync", "serverless", 1, True, "raw httpx lines (sync)"))
-    rows.append(Row("stream-sdk-sync/c1", "stream-sdk-sync", "serverless", 1, True, "ChatClient.stream"))
-    return rows
-
-
-TARGETS = [
-    Target("async serverless vs raw httpx, C=1", "sdk-async/serverless/c1", "httpx-async/serverless/c1", 1.10),
-    Target("async dedicated vs raw httpx, C=1", "sdk-async/dedicated/c1", "httpx-async/dedicated/c1", 1.10),
-    Target("sync serverless vs raw httpx, C=1", "sdk-sync/serverless/c1", "httpx-sync/serverless/c1", 1.10),
-    Target("sync dedicated vs raw httpx, C=1", "sdk-sync/dedicated/c1", "httpx-sync/dedicated/c1", 1.10),
-    Target("async stream per chunk vs raw httpx, C=1", "stream-sdk-async/c1", "stream-httpx-async/c1", 1.20),
-    Target("sync stream per chunk vs raw httpx, C=1", "stream-sdk-sync/c1", "stream-httpx-sync/c1", 1.20),
-    Target("import azml_chat vs import httpx", "import/azml_chat", "import/httpx", 1.25),
-    Target("aiohttp driver serverless vs raw httpx, C=1", "sdk-aiohttp/serverless/c1", "httpx-async/serverless/c1", 0.50),
-    Target("aiohttp driver dedicated vs raw httpx, C=1", "sdk-aiohttp/dedicated/c1", "httpx-async/dedicated/c1", 0.50),
-    Target(
-        "aiohttp driver serverless vs raw httpx, C=64", "sdk-aiohttp/serverless/c64", "httpx-async/serverless/c64", 0.20
-    ),
-    Target(
-        "aiohttp driver dedicated vs raw httpx, C=64", "sdk-aiohttp/dedicated/c64", "httpx-async/dedicated/c64", 0.20
-    ),
-]
-
-# Rows compared with a baseline in the table (row -> baseline), besides the targets.
-COMPARE = {
-    "sdk-async/serverless/c64": "httpx-async/serverless/c64",
-    "sdk-async/dedicated/c64": "httpx-async/dedicated/c64",
-    "stream-sdk-async/c64": "stream-httpx-async/c64",
-    "aiohttp/serverless/c1": "httpx-async/serverless/c1",
-    "aiohttp/serverless/c64": "httpx-async/serverless/c64",
-    "httpx-aiohttp/serverless/c1": "httpx-async/serverless/c1",
-    "httpx-aiohttp/serverless/c64": "httpx-async/serverless/c64",
-    "sdk-httpx-aiohttp/serverless/c1": "httpx-async/serverless/c1",
-    "sdk-httpx-aiohttp/serverless/c64": "httpx-async/serverless/c64",
-    "sdk-aiohttp/serverless/c1": "aiohttp/serverless/c1",
-    "sdk-aiohttp/serverless/c64": "aiohttp/serverless/c64",
-    "stream-sdk-aiohttp/c1": "stream-httpx-async/c1",
-    "stream-sdk-aiohttp/c64": "stream-httpx-async/c64",
-    "stream-aiohttp/c1": "stream-httpx-async/c1",
-    "stream-aiohttp/c64": "stream-httpx-async/c64",
-}
-
-
-@dataclass
-class Measures:
-    cpu: dict[str, list[float]] = field(default_factory=dict)  # key -> CPU seconds per unit, per round
-    rate: dict[str, list[float]] = field(default_factory=dict)  # key -> requests/s per round
-
-
 def _pin(cpu: int | None) -> list[str]:
     if cpu is None or shutil.which("taskset") is None:
         return []
     return ["taskset", "-c", str(cpu)]
+
+
+def _import_env(cache: str) -> dict[str, str]:
+    """Bytecode cached, as in any installed package (this tree may run with PYTHONDONTWRITEBYTECODE)."""
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = cache
+    return env
+
+
+def _measure_import(module: str, client_cpu: int | None, env: dict[str, str]) -> tuple[float, float]:
+    """CPU and wall seconds of ``import module`` in a fresh interpreter (start-up itself excluded)."""
+    command = [*_pin(client_cpu), sys.executable, "-c", IMPORT_PROBE.format(module=module)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False, env=env)
+    if done.returncode != 0:
+        raise SystemExit(f"import {module} failed:\n{done.stderr}")
+    cpu, wall = done.stdout.split()
+    return float(cpu), float(wall)
 
 
 def _start_server(chunks: int, server_cpu: int | None) -> tuple[subprocess.Popen[str], str]:
@@ -498,39 +546,32 @@ def _start_server(chunks: int, server_cpu: int | None) -> tuple[subprocess.Popen
     return server, f"http://127.0.0.1:{int(line.split()[1])}"
 
 
-def _run_worker(argv: list[str], client_cpu: int | None) -> dict[str, Any]:
+def _run_worker(argv: list[str], client_cpu: int | None) -> dict[str, list[list[float]]]:
     command = [*_pin(client_cpu), sys.executable, str(Path(__file__).resolve()), *argv]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
     if done.returncode != 0:
         raise SystemExit(f"worker {' '.join(argv)} failed:\n{done.stderr}")
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    if done.stderr:
+        print(done.stderr.strip(), file=sys.stderr)
+    result: dict[str, list[list[float]]] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
 
-def _ratio(measures: Measures, row: str, baseline: str) -> float | None:
-    """Median over rounds of the per-round CPU ratio (rounds are interleaved, so pairs are close)."""
-    pairs = zip(measures.cpu.get(row, []), measures.cpu.get(baseline, []), strict=False)
-    ratios = [a / b for a, b in pairs if b > 0]
-    return statistics.median(ratios) if ratios else None
-
-
 def _machine() -> dict[str, Any]:
+    from importlib.metadata import PackageNotFoundError, version
+
     cpu_model = ""
-    try:
+    with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 cpu_model = line.split(":", 1)[1].strip()
                 break
-    except OSError:
-        pass
     versions = {}
-    for name in ("httpx", "httpcore", "aiohttp", "httpx_aiohttp", "attrs", "cattrs", "anyio"):
+    for name in ("azml-chat", "httpx", "httpcore", "h11", "aiohttp", "httpx-aiohttp", "anyio"):
         try:
-            from importlib.metadata import version
-
-            versions[name] = version(name.replace("_", "-"))
-        except Exception:
-            versions[name] = "?"
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = "-"
     return {
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
@@ -542,156 +583,179 @@ def _machine() -> dict[str, Any]:
     }
 
 
+class Results:
+    """Per row, one sample per block: CPU seconds per unit (request or chunk) and requests per second.
+
+    The samples of the rows of a group line up: sample i of every row comes from the same
+    cycle of blocks (same round), run back to back. For imports, sample i of ``httpx`` and
+    of ``azml_chat`` are two fresh interpreters started one after the other.
+    """
+
+    def __init__(self) -> None:
+        self.cpu: dict[str, list[float]] = {}
+        self.rate: dict[str, list[float]] = {}
+
+    def add(self, key: str, cpu: float, rate: float) -> None:
+        self.cpu.setdefault(key, []).append(cpu)
+        self.rate.setdefault(key, []).append(rate)
+
+    def ratio(self, row: str, baseline: str) -> float | None:
+        """The median of the sample-by-sample ratios (each pair ran back to back)."""
+        pairs = zip(self.cpu.get(row, []), self.cpu.get(baseline, []), strict=False)
+        ratios = [a / b for a, b in pairs if b > 0]
+        return statistics.median(ratios) if ratios else None
+
+
 def orchestrate(args: argparse.Namespace) -> int:
-    rows = [row for row in _rows() if not args.only or row.key.startswith(tuple(args.only.split(",")))]
+    wanted = tuple(args.only.split(",")) if args.only else ()
+    groups = [g for g in GROUPS if not wanted or g.name.startswith(wanted)]
     cpus = os.cpu_count() or 1
-    server_cpu = cpus - 1 if cpus > 1 else None
-    client_cpu = 0 if cpus > 1 else None
-    measures = Measures()
+    server_cpu, client_cpu = (cpus - 1, 0) if cpus > 1 else (None, None)
+    results = Results()
     started = time.perf_counter()
     server, base = _start_server(args.chunks, server_cpu)
+    chunks_per_stream = args.chunks + 2  # the role chunk, the content deltas, the finish chunk
     try:
-        for round_number in range(args.rounds):
-            order = rows if round_number % 2 == 0 else rows[::-1]  # interleave, alternating direction
-            for row in order:
-                requests = args.stream_requests if row.stream else args.requests
-                if row.concurrency > 1:
-                    requests *= args.c64_factor
-                argv = [
-                    "--worker",
-                    row.scenario,
-                    "--base",
-                    base,
-                    "--kind",
-                    row.kind,
-                    "--concurrency",
-                    str(row.concurrency),
-                    "--requests",
-                    str(requests),
-                    "--warmup",
-                    str(max(requests // 10, row.concurrency * 2)),
-                ]
-                result = _run_worker(argv, client_cpu)
-                if row.stream and result["units"] != requests * (args.chunks + 2):
-                    raise SystemExit(f"{row.key}: expected {args.chunks + 2} chunks per stream, got {result}")
-                measures.cpu.setdefault(row.key, []).append(result["cpu"] / result["units"])
-                measures.rate.setdefault(row.key, []).append(result["requests"] / result["wall"])
-            if not args.only or "import" in args.only:
-                for _ in range(args.import_repeats):
-                    for module in ("httpx", "azml_chat"):
-                        cpu, wall = _measure_import(module, client_cpu)
-                        measures.cpu.setdefault(f"import/{module}", []).append(cpu)
-                        measures.rate.setdefault(f"import/{module}", []).append(wall)
-            print(f"round {round_number + 1}/{args.rounds} done ({time.perf_counter() - started:.0f}s)", file=sys.stderr)
+        with tempfile.TemporaryDirectory(prefix="azml-bench-pyc-") as cache:
+            env = _import_env(cache)
+            do_imports = not wanted or "import".startswith(wanted)
+            if do_imports:
+                for module in ("httpx", "azml_chat"):  # write the bytecode cache first
+                    _measure_import(module, client_cpu, env)
+            for number in range(args.rounds):
+                order = groups if number % 2 == 0 else groups[::-1]
+                for group in order:
+                    requests = args.stream_requests if group.stream else args.requests
+                    if group.concurrency > 1:
+                        requests = max(int(requests * args.c64_factor), group.concurrency * 2)
+                    argv = ["--worker", group.name, "--base", base, "--requests", str(requests)]
+                    blocks = _run_worker([*argv, "--blocks", str(args.blocks)], client_cpu)
+                    for key, samples in blocks.items():
+                        for cpu, wall, units, sent in samples:
+                            if group.stream and units != sent * chunks_per_stream:
+                                raise SystemExit(f"{key}: {units} chunks for {sent} streams, not {chunks_per_stream}")
+                            results.add(key, cpu / units, sent / wall)
+                if do_imports:
+                    for _ in range(args.import_repeats):
+                        for module in ("httpx", "azml_chat"):
+                            cpu, wall = _measure_import(module, client_cpu, env)
+                            results.add(f"import/{module}", cpu, wall)
+                print(f"round {number + 1}/{args.rounds} ({time.perf_counter() - started:.0f}s)", file=sys.stderr)
     finally:
         server.terminate()
         server.wait(timeout=10)
     elapsed = time.perf_counter() - started
-    table, verdicts = _table(rows, measures, args)
+    table, verdicts = _table(groups, results, args, elapsed)
     print(table)
     report = {
         "machine": _machine(),
         "settings": {
             key: getattr(args, key)
-            for key in ("quick", "rounds", "requests", "stream_requests", "chunks", "c64_factor", "import_repeats")
+            for key in ("quick", "rounds", "requests", "stream_requests", "chunks", "c64_factor", "blocks")
         },
         "elapsed_seconds": round(elapsed, 1),
         "rows": {
             key: {
-                "cpu_us_per_unit": [v * 1e6 for v in values],
-                "median_cpu_us": statistics.median(values) * 1e6,
-                "median_rate": statistics.median(measures.rate[key]),
+                "cpu_us_per_unit_by_block": [round(value * 1e6, 2) for value in values],
+                "median_cpu_us": round(statistics.median(values) * 1e6, 2),
+                "median_per_second": round(statistics.median(results.rate[key]), 1),
             }
-            for key, values in measures.cpu.items()
+            for key, values in results.cpu.items()
         },
         "targets": verdicts,
         "table": table,
     }
     RESULTS.mkdir(exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    name = f"bench-{'quick-' if args.quick else ''}{stamp}.json"
+    name = f"bench-{'quick-' if args.quick else ''}{time.strftime('%Y%m%d-%H%M%S')}.json"
     for path in (RESULTS / name, RESULTS / ("latest-quick.json" if args.quick else "latest.json")):
         path.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nwrote {RESULTS / name} ({elapsed:.0f}s)", file=sys.stderr)
-    missed = [v for v in verdicts if v["pass"] is False]
+    missed = [verdict for verdict in verdicts if verdict["pass"] is False]
     return 1 if args.check and missed else 0
 
 
-def _table(rows: list[Row], measures: Measures, args: argparse.Namespace) -> tuple[str, list[dict[str, Any]]]:
-    def cpu(key: str) -> str:
-        values = measures.cpu.get(key)
-        return f"{statistics.median(values) * 1e6:.1f}" if values else "-"
+def _table(
+    groups: list[Group], results: Results, args: argparse.Namespace, elapsed: float
+) -> tuple[str, list[dict[str, Any]]]:
+    def median_cpu(key: str, scale: float = 1e6, digits: int = 1) -> str:
+        values = results.cpu.get(key)
+        return f"{statistics.median(values) * scale:,.{digits}f}" if values else "-"
 
-    def rate(key: str) -> str:
-        values = measures.rate.get(key)
+    def median_rate(key: str) -> str:
+        values = results.rate.get(key)
         return f"{statistics.median(values):,.0f}" if values else "-"
 
     lines = [
-        f"Rounds: {args.rounds} (median); requests per row: {args.requests} "
-        f"(x{args.c64_factor} at C=64), streams: {args.stream_requests} of {args.chunks + 2} chunks.",
+        f"{args.rounds} round(s), {args.blocks} interleaved blocks each, {elapsed:.0f}s; per row and round: "
+        f"{args.requests} requests at C=1 ({max(int(args.requests * args.c64_factor), 128)} at C=64), "
+        f"{args.stream_requests} streams of {args.chunks + 2} chunks at C=1 "
+        f"({max(int(args.stream_requests * args.c64_factor), 128)} at C=64). CPU = client user+sys per request "
+        "(streams: per chunk), median of the rounds; ratio = median of the per-round ratios.",
         "",
-        "| row | C | CPU µs / request (stream: / chunk) | requests/s | compared with | ratio |",
-        "|---|---:|---:|---:|---|---:|",
+        "| row | C | CPU µs | per second | ratio | compared with |",
+        "|---|---:|---:|---:|---:|---|",
     ]
-    baselines = {t.row: t.baseline for t in TARGETS if not t.row.startswith("import/")} | COMPARE
-    for row in rows:
-        baseline = baselines.get(row.key)
-        ratio = _ratio(measures, row.key, baseline) if baseline else None
-        lines.append(
-            f"| {row.label} (`{row.key}`) | {row.concurrency} | {cpu(row.key)} | {rate(row.key)} | "
-            f"{'`' + baseline + '`' if baseline else ''} | {f'{ratio:.2f}x' if ratio is not None else ''} |"
-        )
-    if "import/httpx" in measures.cpu:
-        for module in ("httpx", "azml_chat"):
-            key = f"import/{module}"
-            ratio = _ratio(measures, key, "import/httpx") if module != "httpx" else None
+    for group in groups:
+        for row in group.rows:
+            ratio = results.ratio(row.key, row.baseline) if row.baseline else None
             lines.append(
-                f"| import {module}, fresh interpreter (`{key}`) | - | "
-                f"{statistics.median(measures.cpu[key]) * 1e6:,.0f} | - | "
-                f"{'`import/httpx`' if ratio is not None else ''} | "
-                f"{f'{ratio:.2f}x' if ratio is not None else ''} |"
+                f"| {row.label} `{row.key}` | {group.concurrency} | {median_cpu(row.key)} | "
+                f"{median_rate(row.key)} | {f'{ratio:.2f}x' if ratio is not None else ''} | "
+                f"{f'`{row.baseline}`' if row.baseline else ''} |"
             )
+    if "import/httpx" in results.cpu:
+        ratio = results.ratio("import/azml_chat", "import/httpx")
+        lines.append(f"| `import httpx`, fresh interpreter `import/httpx` | - | {median_cpu('import/httpx')} | - | | |")
+        lines.append(
+            f"| `import azml_chat`, fresh interpreter `import/azml_chat` | - | {median_cpu('import/azml_chat')} | "
+            f"- | {f'{ratio:.2f}x' if ratio is not None else ''} | `import/httpx` |"
+        )
     lines += ["", "| target | ratio | limit | result |", "|---|---:|---:|---|"]
     verdicts = []
     for target in TARGETS:
-        ratio = _ratio(measures, target.row, target.baseline)
+        ratio = results.ratio(target.row, target.baseline)
         passed = None if ratio is None else ratio <= target.limit
         verdicts.append({"target": target.name, "ratio": ratio, "limit": target.limit, "pass": passed})
-        result = "n/a" if passed is None else ("PASS" if passed else "FAIL")
+        verdict = "not run" if passed is None else ("PASS" if passed else "FAIL")
         shown = f"{ratio:.2f}x" if ratio is not None else "-"
-        lines.append(f"| {target.name} | {shown} | ≤ {target.limit:.2f}x | {result} |")
+        lines.append(f"| {target.name} | {shown} | ≤ {target.limit:.2f}x | {verdict} |")
     return "\n".join(lines), verdicts
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description="azml_chat overhead benchmark")
+    parser = argparse.ArgumentParser(description="azml_chat overhead benchmark (see docs/benchmarks.md)")
     parser.add_argument("--quick", action="store_true", help="one short round: a smoke test, not a measurement")
     parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
-    parser.add_argument("--rounds", type=int, default=None)
-    parser.add_argument("--requests", type=int, default=None, help="requests per row at C=1")
-    parser.add_argument("--stream-requests", type=int, default=None, help="streams per row at C=1")
-    parser.add_argument("--chunks", type=int, default=64, help="content deltas per stream")
-    parser.add_argument("--c64-factor", type=int, default=None, help="request multiplier at C=64")
-    parser.add_argument("--import-repeats", type=int, default=None, help="import measurements per round")
-    parser.add_argument("--only", default="", help="comma-separated prefixes of the row keys to run (and 'import')")
-    # worker mode (internal)
-    parser.add_argument("--worker", choices=sorted(SCENARIOS), help=argparse.SUPPRESS)
+    parser.add_argument("--rounds", type=int, help="rounds (fresh worker processes per group); default 3")
+    parser.add_argument("--requests", type=int, help="requests per row and round at C=1; default 2000")
+    parser.add_argument("--stream-requests", type=int, help="streams per row and round at C=1; default 100")
+    parser.add_argument("--c64-factor", type=float, help="request multiplier at C=64; default 0.64")
+    parser.add_argument("--blocks", type=int, help="interleaved blocks per row and round; default 8")
+    parser.add_argument("--import-repeats", type=int, help="import measurements per module and round; default 5")
+    parser.add_argument("--chunks", type=int, default=64, help="content deltas per stream (default 64)")
+    parser.add_argument("--only", default="", help="comma-separated group name prefixes (e.g. async-c1,import)")
+    parser.add_argument("--worker", choices=[g.name for g in GROUPS], help=argparse.SUPPRESS)
     parser.add_argument("--base", help=argparse.SUPPRESS)
-    parser.add_argument("--kind", default="serverless", help=argparse.SUPPRESS)
-    parser.add_argument("--concurrency", type=int, default=1, help=argparse.SUPPRESS)
-    parser.add_argument("--warmup", type=int, default=50, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker_main(args)
         return 0
-    defaults = (
-        {"rounds": 1, "requests": 100, "stream_requests": 10, "c64_factor": 2, "import_repeats": 1}
+    defaults: dict[str, Any] = (
+        {"rounds": 1, "requests": 64, "stream_requests": 4, "c64_factor": 2.0, "blocks": 1, "import_repeats": 1}
         if args.quick
-        else {"rounds": 3, "requests": 2000, "stream_requests": 200, "c64_factor": 2, "import_repeats": 5}
+        else {
+            "rounds": 3,
+            "requests": 2000,
+            "stream_requests": 100,
+            "c64_factor": 0.64,
+            "blocks": 8,
+            "import_repeats": 5,
+        }
     )
     for key, value in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
+    args.c64_factor = float(args.c64_factor)
     return orchestrate(args)
 
 

@@ -21,9 +21,7 @@ ANSWER = "The quick brown fox jumps over the lazy dog. " * 4
 
 
 def _response(body: bytes, content_type: bytes) -> bytes:
-    head = (
-        b"HTTP/1.1 200 OK\r\ncontent-type: " + content_type + b"\r\ncontent-length: " + str(len(body)).encode()
-    )
+    head = b"HTTP/1.1 200 OK\r\ncontent-type: " + content_type + b"\r\ncontent-length: " + str(len(body)).encode()
     return head + b"\r\nx-request-id: 2b5c0d6e-bench\r\n\r\n" + body
 
 
@@ -43,9 +41,7 @@ def build_replies(chunks: int) -> tuple[bytes, bytes, bytes]:
         "object": "chat.completion",
         "created": 1700000000,
         "model": "bench-model",
-        "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": ANSWER}, "finish_reason": "stop"}
-        ],
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": ANSWER}, "finish_reason": "stop"}],
         "usage": {"prompt_tokens": 12, "completion_tokens": 40, "total_tokens": 52},
     }
     chat = _response(json.dumps(completion).encode(), b"application/json")

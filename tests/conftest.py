@@ -67,15 +67,17 @@ def anyio_backend() -> str:
 class ClientRunner:
     """Runs one scenario through either client, so each test covers both.
 
-    ``mode`` is ``"async"`` (AsyncChatClient, driven by ``anyio.run``) or ``"sync"``
-    (ChatClient). A fresh client per call keeps tests independent.
+    ``mode`` is ``"async"`` (AsyncChatClient, driven by ``anyio.run``), ``"aiohttp"``
+    (AsyncChatClient with ``driver="aiohttp"``) or ``"sync"`` (ChatClient). A fresh
+    client per call keeps tests independent.
     """
 
     def __init__(self, mode: str) -> None:
         self.mode = mode
 
     def client_kwargs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
-        return {"api_key": API_KEY, "retry_policy": FAST_RETRIES, **kwargs}
+        driver = {"driver": "aiohttp"} if self.mode == "aiohttp" else {}
+        return {"api_key": API_KEY, "retry_policy": FAST_RETRIES, **driver, **kwargs}
 
     def chat(self, url: str, messages: Any, *, client: dict[str, Any] | None = None, **params: Any) -> ChatResponse:
         settings = self.client_kwargs(client or {})
@@ -107,19 +109,32 @@ class ClientRunner:
         return anyio.run(run)
 
 
-@pytest.fixture(params=["async", "sync"])
+@pytest.fixture(params=["async", "sync", "aiohttp"])
 def runner(request: pytest.FixtureRequest) -> ClientRunner:
-    """The same scenario through AsyncChatClient and ChatClient."""
+    """The same scenario through AsyncChatClient (httpx and aiohttp drivers) and ChatClient."""
     return ClientRunner(request.param)
 
 
+@pytest.fixture(params=["httpx", "aiohttp"])
+def async_driver(request: pytest.FixtureRequest) -> str:
+    """The ``driver=`` of AsyncChatClient: async tests taking this fixture run on both drivers."""
+    driver: str = request.param
+    return driver
+
+
 def assert_pool_idle(client: AsyncChatClient | ChatClient) -> None:
-    """Fail if a client's httpx pool still has a connection checked out (a leaked response).
+    """Fail if a client's pool still has a connection checked out (a leaked response).
 
     Works for both clients: ``httpx.AsyncClient`` and ``httpx.Client`` both keep an httpcore
     pool at ``_transport._pool``; a returned connection is idle or closed, and no request
-    still waits on or holds a pool slot.
+    still waits on or holds a pool slot. With ``driver="aiohttp"``, the aiohttp connector
+    must have no connection handed out.
     """
+    if getattr(client, "driver", "httpx") == "aiohttp":
+        session = client._driver._session  # type: ignore[union-attr]
+        acquired = session.connector._acquired if session is not None else ()
+        assert not acquired, f"{len(acquired)} aiohttp connection(s) left checked out of the pool"
+        return
     pool = client._http._transport._pool  # type: ignore[union-attr]
     assert not pool._requests, f"{len(pool._requests)} request(s) still hold a pool slot"
     busy = [conn for conn in pool.connections if not (conn.is_idle() or conn.is_closed())]

@@ -22,6 +22,7 @@ from azml_chat import (
     ConfigurationError,
     InvalidRequestError,
     Message,
+    RetryPolicy,
 )
 from azml_chat.testing import LocalEndpoint
 from tests.conftest import API_KEY, TLS_CONTEXT
@@ -194,6 +195,16 @@ BAD_SETTINGS: list[tuple[str, dict[str, Any], str]] = [
     ("api-key-empty", {"api_key": ""}, r"api_key must be a non-empty string"),
     ("api-key-int", {"api_key": 1234}, r"api_key must be a non-empty string"),
     ("model-kwargs-list", {"model_kwargs": [("temperature", 1)]}, r"model_kwargs must be a dict"),
+    ("api-key-trailing-newline", {"api_key": "sk-from-a-file\n"}, r"api_key must be printable ASCII"),
+    ("api-key-non-ascii", {"api_key": "cl\u00e9"}, r"api_key must be printable ASCII"),
+    ("deployment-line-break", {"deployment_name": "blue\r\nx-evil: 1"}, r"deployment_name must be printable ASCII"),
+    ("deployment-non-ascii", {"deployment_name": "d\u00e9ploiement"}, r"deployment_name must be printable"),
+    ("header-value-int", {"headers": {"x-team": 7}}, r"header 'x-team' must be printable ASCII"),
+    ("header-value-newline", {"headers": {"X-Trace": "a\nb"}}, r"header 'x-trace' must be printable"),
+    ("header-name-space", {"headers": {"bad name": "v"}}, r"'bad name' is not a valid HTTP header name"),
+    ("header-name-int", {"headers": {5: "v"}}, r"5 is not a valid HTTP header name"),
+    ("headers-list", {"headers": [("x-a", "b")]}, r"headers must be a dict"),
+    ("retry-policy-dict", {"retry_policy": {"initial_backoff": 1}}, r"retry_policy must be a RetryPolicy, not dict"),
 ]
 
 
@@ -208,6 +219,8 @@ def test_bad_settings_are_configuration_errors(cls: type[Any], settings: dict[st
         cls(url, **settings)
     assert type(info.value) is ConfigurationError
     assert re.search(pattern, str(info.value)), str(info.value)
+    for secret in ("sk-from-a-file", "cl\u00e9", "hunter2"):
+        assert secret not in str(info.value)  # a rejected key is never quoted back
 
 
 @pytest.mark.parametrize("cls", [AsyncChatClient, ChatClient])
@@ -247,3 +260,18 @@ def test_bad_input_leaves_the_callers_objects_alone(quiet_endpoint: LocalEndpoin
         client.chat(messages, **params)
     assert (repr(messages), repr(params)) == snapshot
     assert quiet_endpoint.requests == []
+
+
+@pytest.mark.parametrize(
+    ("args", "pattern"),
+    [
+        ((-1, 1, 1), r"initial_backoff must be >= 0"),
+        ((0, float("nan"), 1), r"max_backoff must be >= 0"),
+        ((0, 1, "60"), r"max_retry_after must be >= 0 seconds, not '60'"),
+        ((None, 1, 1), r"initial_backoff must be"),
+        ((True, 1, 1), r"initial_backoff must be"),
+    ],
+)
+def test_bad_retry_policy(args: tuple[Any, ...], pattern: str) -> None:
+    with pytest.raises(ConfigurationError, match=pattern):
+        RetryPolicy(*args)

@@ -312,7 +312,7 @@ def chunk_event(content: str) -> str:
     return "data: " + json.dumps({"choices": [{"index": 0, "delta": {"content": content}}]}) + "\n\n"
 
 
-def twice_encoded(obj: Any, times: int = 2) -> str:
+def json_encoded(obj: Any, times: int = 2) -> str:
     text = json.dumps(obj)
     for _ in range(times - 1):
         text = json.dumps(text)
@@ -435,21 +435,21 @@ BODY_CASES = [
     ),
     Case(
         "score-double-encoded",
-        faults(Fault(200, body=twice_encoded({"output": "hi there"}))),
+        faults(Fault(200, body=json_encoded({"output": "hi there"}))),
         "hi there",
         attempts=1,
         route="score",
     ),
     Case(
         "score-triple-encoded",
-        faults(Fault(200, body=twice_encoded({"output": "deep"}, 3))),
+        faults(Fault(200, body=json_encoded({"output": "deep"}, 3))),
         "deep",
         attempts=1,
         route="score",
     ),
     Case(
         "score-double-encoded-list",
-        faults(Fault(200, body=twice_encoded([{"0": "gen"}]))),
+        faults(Fault(200, body=json_encoded([{"0": "gen"}]))),
         "gen",
         attempts=1,
         route="score",

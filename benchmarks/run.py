@@ -5,9 +5,11 @@ exists). Each round then starts one fresh worker process per group (pinned to CP
 a group is a set of rows measured side by side, e.g. raw ``httpx.AsyncClient`` and
 ``AsyncChatClient`` at concurrency 1. The worker warms every row up, then runs them in
 interleaved blocks (the order rotating block by block), so slow spells of a noisy
-machine hit every row alike. Per row it reports the CPU time (user+sys, ``getrusage``)
-and the wall time. Figures are medians over the rounds; a ratio is the median of the
-per-round ratios. ``import`` cost is measured in fresh interpreters, bytecode cached.
+machine hit every row alike. Per row and block it reports the CPU time (user+sys,
+``getrusage``) and the wall time. A figure is the median over all blocks of all rounds;
+a ratio is the median of the block-by-block ratios (a row's block against the baseline's
+block of the same cycle, run back to back). ``import`` cost is measured in fresh
+interpreters (bytecode cached, as for any installed package), in pairs.
 
     python benchmarks/run.py            # full run (about 2-3 minutes on 2 cores)
     python benchmarks/run.py --quick    # CI smoke: checks that every row runs, not its speed
@@ -690,7 +692,7 @@ def _table(
         f"{args.requests} requests at C=1 ({max(int(args.requests * args.c64_factor), 128)} at C=64), "
         f"{args.stream_requests} streams of {args.chunks + 2} chunks at C=1 "
         f"({max(int(args.stream_requests * args.c64_factor), 128)} at C=64). CPU = client user+sys per request "
-        "(streams: per chunk), median of the rounds; ratio = median of the per-round ratios.",
+        "(streams: per chunk), median over the blocks; ratio = median of the block-by-block ratios.",
         "",
         "| row | C | CPU µs | per second | ratio | compared with |",
         "|---|---:|---:|---:|---:|---|",

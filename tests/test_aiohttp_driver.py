@@ -50,8 +50,8 @@ def connections_in_use(client: AsyncChatClient) -> int:
     return len(session.connector._acquired)
 
 
-async def read_stream(chat_client: AsyncChatClient, text: str) -> str:
-    async with chat_client.stream(text) as stream:
+async def read_stream(chat_client: AsyncChatClient, text: str, **options: Any) -> str:
+    async with chat_client.stream(text, **options) as stream:
         return "".join([chunk.content async for chunk in stream])
 
 
@@ -413,3 +413,27 @@ async def test_fault_matrix_on_aiohttp(case: Case, endpoint: LocalEndpoint, deci
         assert len(decided_waits) == len(case.waits), decided_waits
         for wait, (low, high) in zip(decided_waits, case.waits, strict=True):
             assert low - 1e-9 <= wait <= high + 1e-9, (decided_waits, case.waits)
+
+
+# --- both drivers, side by side (the ``async_driver`` fixture) -------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_model_info_connection_refused(async_driver: str) -> None:
+    url = f"http://127.0.0.1:{free_port()}/v1/chat/completions"
+    async with AsyncChatClient(url, api_key=API_KEY, driver=async_driver) as chat_client:  # type: ignore[arg-type]
+        with pytest.raises(APIConnectionError) as caught:
+            await chat_client.model_info()
+    assert type(caught.value) is APIConnectionError
+
+
+@pytest.mark.asyncio
+async def test_a_stalled_stream_times_out(async_driver: str, endpoint: LocalEndpoint) -> None:
+    """``timeout`` bounds each wait for the next piece of a stream, on either driver."""
+    endpoint.add_fault(Fault(delay_between_chunks=1.0, chunk_size=200))
+    settings = {"api_key": API_KEY, "retry_policy": FAST_RETRIES, "driver": async_driver}
+    async with AsyncChatClient(endpoint.url, **settings) as chat_client:
+        started = time.monotonic()
+        with pytest.raises(APITimeoutError):
+            await read_stream(chat_client, "one two three four five six seven", timeout=0.3)
+        assert time.monotonic() - started < 2.5

@@ -14,8 +14,7 @@ import anyio
 import pytest
 from azure.core.credentials import AccessToken, AccessTokenInfo
 from azure.core.exceptions import ClientAuthenticationError
-from both_clients import MODES, mode_param, settings, with_client
-from conftest import API_KEY
+from support import API_KEY, MODES, mode_param, settings, with_client
 
 import azml_chat._auth
 from azml_chat import AsyncChatClient, AuthenticationError, ChatClient, ConfigurationError, ModelInfo

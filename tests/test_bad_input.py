@@ -14,6 +14,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+from support import API_KEY, TLS_CONTEXT
 
 from azml_chat import (
     AsyncChatClient,
@@ -25,7 +26,6 @@ from azml_chat import (
     RetryPolicy,
 )
 from azml_chat.testing import LocalEndpoint
-from tests.conftest import API_KEY, TLS_CONTEXT
 
 
 @pytest.fixture(scope="module")

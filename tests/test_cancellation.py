@@ -16,10 +16,10 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+from support import API_KEY, TLS_CONTEXT, assert_pool_idle
 
 from azml_chat import AsyncChatClient, RetryPolicy, _core
 from azml_chat.testing import Fault, LocalEndpoint
-from tests.conftest import API_KEY, TLS_CONTEXT, assert_pool_idle
 
 pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])]
 

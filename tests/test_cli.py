@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from support import API_KEY
 
 from azml_chat.cli import main
 from azml_chat.testing import Fault, LocalEndpoint
-from tests.conftest import API_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,7 +21,11 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
     clean = {k: v for k, v in os.environ.items() if not k.startswith("AZUREML_")}
     return subprocess.run(
         [sys.executable, "-m", "azml_chat.cli", *args],
-        capture_output=True, text=True, timeout=60, env={**clean, **(env or {})}, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**clean, **(env or {})},
+        check=False,
     )
 
 
@@ -60,8 +64,24 @@ def test_cli_errors_print_one_line_and_exit_non_zero() -> None:
 
 def test_cli_main_in_process(capsys: pytest.CaptureFixture[str]) -> None:
     with LocalEndpoint(kind="dedicated", api_key=API_KEY) as endpoint:
-        code = main(["chat", "--url", endpoint.url, "--api-key", API_KEY, "--formatter", "phi", "--temperature",
-                     "0.2", "--deployment", "blue", "--timeout", "5", "in process"])
+        code = main(
+            [
+                "chat",
+                "--url",
+                endpoint.url,
+                "--api-key",
+                API_KEY,
+                "--formatter",
+                "phi",
+                "--temperature",
+                "0.2",
+                "--deployment",
+                "blue",
+                "--timeout",
+                "5",
+                "in process",
+            ]
+        )
     assert code == 0 and capsys.readouterr().out.strip() == "in process"
     request = endpoint.requests[-1]
     assert request.json["input_data"]["parameters"] == {"temperature": 0.2}
@@ -72,7 +92,9 @@ def test_cli_serve() -> None:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("AZUREML_")}
     process = subprocess.Popen(
         [sys.executable, "-m", "azml_chat.cli", "serve", "--kind", "dedicated", "--family", "mistral"],
-        stdout=subprocess.PIPE, text=True, env=clean,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=clean,
     )
     try:
         assert process.stdout is not None
@@ -89,7 +111,13 @@ def test_cli_serve() -> None:
 @pytest.mark.parametrize("example", ["quickstart.py", "dedicated_llama.py", "serverless.py", "model_kwargs.py"])
 def test_core_examples_run(example: str) -> None:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("AZUREML_")}
-    result = subprocess.run([sys.executable, str(ROOT / "examples" / example)], capture_output=True, text=True,
-                            timeout=60, env=clean, check=False)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / example)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert "Collatz" in result.stdout or "Azure Machine Learning" in result.stdout

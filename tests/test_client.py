@@ -8,6 +8,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+from support import API_KEY, ClientRunner
 
 from azml_chat import (
     APIConnectionError,
@@ -26,7 +27,6 @@ from azml_chat import (
     ServerError,
 )
 from azml_chat.testing import Fault, LocalEndpoint
-from tests.conftest import API_KEY, ClientRunner
 
 HISTORY = [
     {"role": "system", "content": "You are terse."},
@@ -56,7 +56,10 @@ def test_serverless_round_trip(runner: ClientRunner, endpoint: LocalEndpoint) ->
 def test_prompt_is_escaped_exactly_once(runner: ClientRunner, endpoint: LocalEndpoint) -> None:
     text = 'He said "hi"\\n\n\ttab ✓ 🚀'
     assert runner.chat(endpoint.url, text).content == text
-    assert endpoint.requests[-1].body == b'{"messages":[{"role":"user","content":"He said \\"hi\\"\\\\n\\n\\ttab \xe2\x9c\x93 \xf0\x9f\x9a\x80"}]}'
+    assert (
+        endpoint.requests[-1].body
+        == b'{"messages":[{"role":"user","content":"He said \\"hi\\"\\\\n\\n\\ttab \xe2\x9c\x93 \xf0\x9f\x9a\x80"}]}'
+    )
 
 
 @pytest.mark.parametrize("path", ["/chat/completions", "/models/chat/completions"])
@@ -157,23 +160,46 @@ def test_extra_parameters_go_out_with_pass_through(runner: ClientRunner, endpoin
 @pytest.mark.parametrize(
     ("fault", "error", "status", "fragment"),
     [
-        (Fault(400, body={"error": {"code": "BadParam", "message": "temperature too hot"}}), BadRequestError, 400,
-         "temperature too hot"),
-        (Fault(422, body={"detail": [{"loc": ["body", "top_k"], "msg": "extra not allowed", "type": "x"}]}),
-         BadRequestError, 422, "body.top_k: extra not allowed"),
+        (
+            Fault(400, body={"error": {"code": "BadParam", "message": "temperature too hot"}}),
+            BadRequestError,
+            400,
+            "temperature too hot",
+        ),
+        (
+            Fault(422, body={"detail": [{"loc": ["body", "top_k"], "msg": "extra not allowed", "type": "x"}]}),
+            BadRequestError,
+            422,
+            "body.top_k: extra not allowed",
+        ),
         (Fault(403), PermissionDeniedError, 403, ""),
         (Fault(404, body={"detail": "Not Found"}), NotFoundError, 404, "Not Found"),
         (Fault(429, times=3), RateLimitError, 429, ""),
         (Fault(500, body={"message": "run() failed: boom"}, times=3), ServerError, 500, "run() failed: boom"),
-        (Fault(502, body="<html><body>Bad Gateway</body></html>", content_type="text/html", times=3),
-         ServerError, 502, "HTML page"),
-        (Fault(424, headers={"ms-azureml-model-error-statuscode": "400",
-                             "ms-azureml-model-error-reason": "model_error"}), ModelError, 424, "model_error"),
+        (
+            Fault(502, body="<html><body>Bad Gateway</body></html>", content_type="text/html", times=3),
+            ServerError,
+            502,
+            "HTML page",
+        ),
+        (
+            Fault(
+                424,
+                headers={"ms-azureml-model-error-statuscode": "400", "ms-azureml-model-error-reason": "model_error"},
+            ),
+            ModelError,
+            424,
+            "model_error",
+        ),
         (Fault(409, body={"message": "conflict"}), APIStatusError, 409, "conflict"),
     ],
 )
 def test_status_errors_are_typed(
-    runner: ClientRunner, endpoint: LocalEndpoint, fault: Fault, error: type[APIStatusError], status: int,
+    runner: ClientRunner,
+    endpoint: LocalEndpoint,
+    fault: Fault,
+    error: type[APIStatusError],
+    status: int,
     fragment: str,
 ) -> None:
     endpoint.add_fault(fault)
@@ -194,8 +220,13 @@ def test_wrong_key_is_authentication_error(runner: ClientRunner, endpoint: Local
 
 
 def test_model_error_carries_model_status(runner: ClientRunner, endpoint: LocalEndpoint) -> None:
-    endpoint.add_fault(Fault(424, headers={"ms-azureml-model-error-statuscode": "503",
-                                           "ms-azureml-model-error-reason": "not ready"}, times=5))
+    endpoint.add_fault(
+        Fault(
+            424,
+            headers={"ms-azureml-model-error-statuscode": "503", "ms-azureml-model-error-reason": "not ready"},
+            times=5,
+        )
+    )
     with pytest.raises(ModelError) as info:
         runner.chat(endpoint.url, "hi", max_retries=1)
     assert (info.value.model_status, info.value.model_reason) == (503, "not ready")

@@ -13,24 +13,69 @@ from azml_chat.config import parse_endpoint, settings_from_env
 @pytest.mark.parametrize(
     ("url", "api_type", "expected_url", "kind", "route"),
     [
-        ("https://ep.eastus.inference.ml.azure.com/score", None,
-         "https://ep.eastus.inference.ml.azure.com/score", "dedicated", "score"),
-        ("https://ep.eastus.inference.ml.azure.com", None,
-         "https://ep.eastus.inference.ml.azure.com/score", "dedicated", "score"),
-        ("https://ep.eastus.inference.ml.azure.com/v1/chat/completions", None,
-         "https://ep.eastus.inference.ml.azure.com/v1/chat/completions", "dedicated", "chat"),
-        ("https://m.eastus2.models.ai.azure.com/v1/chat/completions", None,
-         "https://m.eastus2.models.ai.azure.com/v1/chat/completions", "serverless", "chat"),
-        ("https://m.eastus2.models.ai.azure.com", None,
-         "https://m.eastus2.models.ai.azure.com/v1/chat/completions", "serverless", "chat"),
-        ("https://m.eastus2.models.ai.azure.com/chat/completions", "serverless",
-         "https://m.eastus2.models.ai.azure.com/chat/completions?api-version=2024-05-01-preview", "serverless", "chat"),
-        ("https://r.services.ai.azure.com/models", None,
-         "https://r.services.ai.azure.com/models/chat/completions?api-version=2024-05-01-preview", "serverless", "chat"),
-        ("https://r.services.ai.azure.com/models/chat/completions?api-version=2025-04-01", None,
-         "https://r.services.ai.azure.com/models/chat/completions?api-version=2025-04-01", "serverless", "chat"),
-        ("https://ep.eastus.inference.ml.azure.com/score?foo=bar", "realtime",
-         "https://ep.eastus.inference.ml.azure.com/score?foo=bar", "dedicated", "score"),
+        (
+            "https://ep.eastus.inference.ml.azure.com/score",
+            None,
+            "https://ep.eastus.inference.ml.azure.com/score",
+            "dedicated",
+            "score",
+        ),
+        (
+            "https://ep.eastus.inference.ml.azure.com",
+            None,
+            "https://ep.eastus.inference.ml.azure.com/score",
+            "dedicated",
+            "score",
+        ),
+        (
+            "https://ep.eastus.inference.ml.azure.com/v1/chat/completions",
+            None,
+            "https://ep.eastus.inference.ml.azure.com/v1/chat/completions",
+            "dedicated",
+            "chat",
+        ),
+        (
+            "https://m.eastus2.models.ai.azure.com/v1/chat/completions",
+            None,
+            "https://m.eastus2.models.ai.azure.com/v1/chat/completions",
+            "serverless",
+            "chat",
+        ),
+        (
+            "https://m.eastus2.models.ai.azure.com",
+            None,
+            "https://m.eastus2.models.ai.azure.com/v1/chat/completions",
+            "serverless",
+            "chat",
+        ),
+        (
+            "https://m.eastus2.models.ai.azure.com/chat/completions",
+            "serverless",
+            "https://m.eastus2.models.ai.azure.com/chat/completions?api-version=2024-05-01-preview",
+            "serverless",
+            "chat",
+        ),
+        (
+            "https://r.services.ai.azure.com/models",
+            None,
+            "https://r.services.ai.azure.com/models/chat/completions?api-version=2024-05-01-preview",
+            "serverless",
+            "chat",
+        ),
+        (
+            "https://r.services.ai.azure.com/models/chat/completions?api-version=2025-04-01",
+            None,
+            "https://r.services.ai.azure.com/models/chat/completions?api-version=2025-04-01",
+            "serverless",
+            "chat",
+        ),
+        (
+            "https://ep.eastus.inference.ml.azure.com/score?foo=bar",
+            "realtime",
+            "https://ep.eastus.inference.ml.azure.com/score?foo=bar",
+            "dedicated",
+            "score",
+        ),
         ("http://127.0.0.1:8080/", "dedicated", "http://127.0.0.1:8080/score", "dedicated", "score"),
     ],
 )
@@ -51,7 +96,7 @@ def test_info_url_of_v1_route() -> None:
 
 
 def test_api_type_accepts_enums() -> None:
-    class ApiType(str, enum.Enum):
+    class ApiType(enum.StrEnum):
         realtime = "realtime"
 
     assert parse_endpoint("https://a.b/score", ApiType.realtime).api_type == "dedicated"

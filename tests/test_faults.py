@@ -23,6 +23,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+from support import API_KEY, TLS_CONTEXT, assert_pool_idle
 
 from azml_chat import (
     APIConnectionError,
@@ -44,7 +45,6 @@ from azml_chat import (
     _core,
 )
 from azml_chat.testing import Fault, LocalEndpoint
-from tests.conftest import API_KEY, TLS_CONTEXT, assert_pool_idle
 
 PROMPT = "ping 42"
 #: Realistic waits: the matrix only records them (the client then sleeps 0 s).

@@ -73,10 +73,12 @@ def test_family_for_model() -> None:
 
 def test_hf_chat_body_maps_max_tokens() -> None:
     body = LlamaChatFormatter().format_request(CHAT, {"max_tokens": 5, "temperature": 0.1})
-    assert body == {"input_data": {
-        "input_string": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": 'Say "hi"\n'}],
-        "parameters": {"max_new_tokens": 5, "temperature": 0.1},
-    }}
+    assert body == {
+        "input_data": {
+            "input_string": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": 'Say "hi"\n'}],
+            "parameters": {"max_new_tokens": 5, "temperature": 0.1},
+        }
+    }
     legacy = LlamaChatFormatter(legacy_inputs=True).format_request(CHAT, {})
     assert set(legacy) == {"inputs", "parameters"}
 
@@ -126,11 +128,16 @@ def test_every_dedicated_reply_shape(payload: Any) -> None:
 
 
 def test_openai_like_dedicated_reply() -> None:
-    parsed = parse_dedicated_reply({
-        "id": "x1", "model": "m", "choices": [{"message": {"role": "assistant", "content": "<think>hmm</think> 42"},
-                                               "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 3, "completion_tokens": 2, "completion_tokens_details": {"reasoning_tokens": 1}},
-    })
+    parsed = parse_dedicated_reply(
+        {
+            "id": "x1",
+            "model": "m",
+            "choices": [
+                {"message": {"role": "assistant", "content": "<think>hmm</think> 42"}, "finish_reason": "stop"}
+            ],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 2, "completion_tokens_details": {"reasoning_tokens": 1}},
+        }
+    )
     assert isinstance(parsed, ChatResponse)
     assert (parsed.content, parsed.reasoning_content, parsed.finish_reason, parsed.id) == ("42", "hmm", "stop", "x1")
     assert parsed.usage is not None and parsed.usage.total_tokens == 5 and parsed.usage.reasoning_tokens == 1

@@ -23,6 +23,7 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration
 from pydantic import BaseModel
+from support import API_KEY, FAST_RETRIES
 
 from azml_chat import (
     APITimeoutError,
@@ -42,7 +43,6 @@ from azml_chat.langchain import (
     MistralChatContentFormatter,
 )
 from azml_chat.testing import ChatTurn, Fault, LocalEndpoint, ScriptedReply
-from tests.conftest import API_KEY, FAST_RETRIES
 
 ROOT = Path(__file__).resolve().parent.parent
 QUESTION = "Will the Collatz conjecture ever be solved?"

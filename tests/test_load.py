@@ -18,10 +18,10 @@ from concurrent.futures import ThreadPoolExecutor
 import anyio
 import httpx
 import pytest
+from support import API_KEY, FAST_RETRIES, TLS_CONTEXT, assert_pool_idle
 
 from azml_chat import AsyncChatClient, ChatClient
 from azml_chat.testing import ChatTurn, LocalEndpoint, echo_responder
-from tests.conftest import API_KEY, FAST_RETRIES, TLS_CONTEXT, assert_pool_idle
 
 CALLS = 1000
 POOL = 50

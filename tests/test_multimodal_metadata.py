@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from both_clients import chat, mode_param, stream
+from support import chat, mode_param, stream
 
 from azml_chat import ImagePart, InvalidRequestError, Message, TextPart, Usage
 from azml_chat.testing import Fault, LocalEndpoint, ScriptedReply

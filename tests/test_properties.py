@@ -18,13 +18,13 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from support import API_KEY, TLS_CONTEXT
 
 from azml_chat import AsyncChatClient, AzureMLChatError, ChatClient, InvalidRequestError, RetryPolicy
 from azml_chat._core import StreamState, parse_retry_after
 from azml_chat._sse import ServerSentEvent, SSEDecoder
 from azml_chat.config import parse_endpoint, settings_from_env
 from azml_chat.testing import LocalEndpoint
-from tests.conftest import API_KEY, TLS_CONTEXT
 
 PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

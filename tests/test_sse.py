@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from azml_chat._sse import SSEDecoder, ServerSentEvent
+from azml_chat._sse import ServerSentEvent, SSEDecoder
 
 STREAM = (
     b": ping\n\n"

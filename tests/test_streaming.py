@@ -11,8 +11,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from both_clients import MODES, mode_param, settings, stream, with_client
-from conftest import API_KEY
+from support import API_KEY, MODES, mode_param, settings, stream, with_client
 
 import azml_chat.client
 from azml_chat import (

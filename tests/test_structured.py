@@ -10,8 +10,7 @@ from typing import Any, Literal
 
 import attrs
 import pytest
-from both_clients import mode_param, with_client
-from conftest import API_KEY
+from support import API_KEY, mode_param, with_client
 
 from azml_chat import (
     ChatResponse,

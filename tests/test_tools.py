@@ -13,8 +13,7 @@ import anyio
 import anyio.lowlevel
 import attrs
 import pytest
-from both_clients import MODES, mode_param, stream, with_client
-from conftest import API_KEY
+from support import API_KEY, MODES, mode_param, stream, with_client
 
 from azml_chat import (
     AsyncChatClient,

@@ -15,9 +15,10 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import attrs
+
 from ._json import loads
 from ._sse import ServerSentEvent
-from ._value import Frozen
 from ._version import __version__
 from .errors import (
     APIConnectionError,
@@ -54,29 +55,24 @@ _STATUS_ERRORS: dict[int, type[APIStatusError]] = {
 }
 
 
-class RetryPolicy(Frozen):
+def _seconds(_instance: Any, attribute: attrs.Attribute[float], value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:  # also NaN
+        raise ConfigurationError(f"RetryPolicy {attribute.name} must be >= 0 seconds, not {value!r}")
+
+
+@attrs.frozen
+class RetryPolicy:
     """How long to wait between attempts.
 
     Without a ``retry-after-ms`` / ``x-ms-retry-after-ms`` / ``retry-after`` header the
     wait is ``initial_backoff * 2**attempt`` (at most ``max_backoff``) minus up to 25%
     random jitter. A server-given wait is honoured up to ``max_retry_after`` seconds.
+    Values that are not numbers >= 0 raise :class:`ConfigurationError`.
     """
 
-    __slots__ = ("initial_backoff", "max_backoff", "max_retry_after")
-    __match_args__ = ("initial_backoff", "max_backoff", "max_retry_after")
-    initial_backoff: float
-    max_backoff: float
-    max_retry_after: float
-
-    def __init__(self, initial_backoff: float = 0.5, max_backoff: float = 8.0, max_retry_after: float = 60.0) -> None:
-        for name, value in (
-            ("initial_backoff", initial_backoff),
-            ("max_backoff", max_backoff),
-            ("max_retry_after", max_retry_after),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:  # also NaN
-                raise ConfigurationError(f"RetryPolicy {name} must be >= 0 seconds, not {value!r}")
-            object.__setattr__(self, name, value)
+    initial_backoff: float = attrs.field(default=0.5, validator=_seconds)
+    max_backoff: float = attrs.field(default=8.0, validator=_seconds)
+    max_retry_after: float = attrs.field(default=60.0, validator=_seconds)
 
 
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -271,10 +267,10 @@ def parse_reply(formatter: ChatFormatter, body: bytes, request_id: str | None, e
         ) from exc
     if isinstance(parsed, str):
         return ChatResponse(Message("assistant", parsed), request_id=request_id, elapsed=elapsed, raw=payload)
-    if type(parsed) is ChatResponse:  # a direct copy is several times cheaper than __replace__
+    if type(parsed) is ChatResponse:  # a direct copy is several times cheaper than attrs.evolve
         p = parsed
         return ChatResponse(p.message, p.finish_reason, p.usage, p.model, p.id, request_id, elapsed, payload)
-    return parsed.__replace__(request_id=request_id, elapsed=elapsed, raw=payload)
+    return attrs.evolve(parsed, request_id=request_id, elapsed=elapsed, raw=payload)  # a subclass keeps its type
 
 
 def format_body(formatter: ChatFormatter, messages: tuple[Message, ...], params: Mapping[str, Any]) -> Any:

@@ -17,13 +17,13 @@ from random import getrandbits
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Protocol, Self, TypeVar
 
+import attrs
 import httpx
 
 from . import _core
 from ._core import RetryPolicy
 from ._json import dumps
 from ._sse import SSEDecoder
-from ._value import Frozen
 from .config import (
     DEFAULT_API_VERSION,
     DEFAULT_TIMEOUT,
@@ -57,24 +57,14 @@ _DRAIN_LIMIT = 64 * 1024
 _T = TypeVar("_T")
 
 
-class ModelInfo(Frozen):
+@attrs.frozen
+class ModelInfo:
     """What ``GET /info`` says about a serverless deployment."""
 
-    __slots__ = ("model_name", "model_provider_name", "model_type", "raw")
-    __match_args__ = ("model_name", "model_type", "model_provider_name", "raw")
-    _hidden = frozenset({"raw"})
     model_name: str | None
     model_type: str | None
     model_provider_name: str | None
-    raw: Any
-
-    def __init__(
-        self, model_name: str | None, model_type: str | None, model_provider_name: str | None, raw: Any = None
-    ) -> None:
-        object.__setattr__(self, "model_name", model_name)
-        object.__setattr__(self, "model_type", model_type)
-        object.__setattr__(self, "model_provider_name", model_provider_name)
-        object.__setattr__(self, "raw", raw)
+    raw: Any = attrs.field(default=None, repr=False)
 
 
 class _Call:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import enum
 import os
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import httpx
 
-from ._value import Frozen
 from .errors import ConfigurationError
 
 __all__ = ["DEFAULT_API_VERSION", "ApiType", "Endpoint", "parse_endpoint", "settings_from_env"]
@@ -32,25 +31,17 @@ _API_TYPES: dict[str, ApiType] = {
 }
 
 
-class Endpoint(Frozen):
+class Endpoint(NamedTuple):
     """Where and how to call: the full request URL, the endpoint kind and the body route.
 
     ``route`` is ``"score"`` for ``/score`` (body set by the model-family formatter)
     and ``"chat"`` for ``.../chat/completions`` (OpenAI body), whatever the host.
     """
 
-    __slots__ = ("api_type", "info_url", "route", "url")
-    __match_args__ = ("url", "api_type", "route", "info_url")
     url: str
     api_type: ApiType
     route: Route
     info_url: str
-
-    def __init__(self, url: str, api_type: ApiType, route: Route, info_url: str) -> None:
-        object.__setattr__(self, "url", url)
-        object.__setattr__(self, "api_type", api_type)
-        object.__setattr__(self, "route", route)
-        object.__setattr__(self, "info_url", info_url)
 
 
 def normalize_api_type(value: Any) -> ApiType | None:

@@ -1,4 +1,4 @@
-"""The message model: immutable value classes and one cattrs converter for the wire shape.
+"""The message model: immutable attrs classes and one cattrs converter for the wire shape.
 
 Messages travel in the OpenAI chat-completions shape
 (``{"role": ..., "content": ..., "tool_calls": [...], "tool_call_id": ...}``);
@@ -14,7 +14,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, get_args
 
-from ._value import Frozen
+import attrs
 
 if TYPE_CHECKING:
     import cattrs
@@ -40,23 +40,21 @@ __all__ = [
 
 Role: TypeAlias = Literal["system", "user", "assistant", "tool", "developer"]
 ROLES: frozenset[str] = frozenset(get_args(Role))
-_set = object.__setattr__  # how the value classes' __init__ store their (immutable) fields
 
 
-class TextPart(Frozen):
+def _check_text(_instance: Any, _attribute: Any, value: Any) -> None:
+    if not isinstance(value, str):
+        raise TypeError(f"TextPart text must be a str, not {type(value).__name__}")
+
+
+@attrs.frozen
+class TextPart:
     """A text part of a multimodal message."""
 
-    __slots__ = ("text",)
-    __match_args__ = ("text",)
-    text: str
-
-    def __init__(self, text: str) -> None:
-        if not isinstance(text, str):
-            raise TypeError(f"TextPart text must be a str, not {type(text).__name__}")
-        _set(self, "text", text)
+    text: str = attrs.field(validator=_check_text)
 
 
-def _check_image_url(value: Any) -> None:
+def _check_image_url(_instance: Any, _attribute: Any, value: Any) -> None:
     if not isinstance(value, str) or not value.startswith(("https://", "http://", "data:")):
         raise InvalidRequestError(
             f"an image URL must start with https://, http:// or data: (use ImagePart.from_path for a file), "
@@ -64,31 +62,24 @@ def _check_image_url(value: Any) -> None:
         )
 
 
-def _check_detail(value: Any) -> None:
+def _check_detail(_instance: Any, _attribute: Any, value: Any) -> None:
     if value not in (None, "auto", "low", "high"):
         raise InvalidRequestError(f"image detail must be 'auto', 'low', 'high' or None, not {value!r}")
 
 
-class ImagePart(Frozen):
+def _short_url(url: str) -> str:
+    return f"{url[:60]!r}{'...' if len(url) > 60 else ''}"  # data: URLs can be megabytes
+
+
+@attrs.frozen
+class ImagePart:
     """An image part: an ``https://`` URL or a ``data:`` URL.
 
     Use :meth:`from_bytes` or :meth:`from_path` to embed a local image.
     """
 
-    __slots__ = ("detail", "url")
-    __match_args__ = ("url", "detail")
-    url: str
-    detail: Literal["auto", "low", "high"] | None
-
-    def __init__(self, url: str, detail: Literal["auto", "low", "high"] | None = None) -> None:
-        _check_image_url(url)
-        _check_detail(detail)
-        _set(self, "url", url)
-        _set(self, "detail", detail)
-
-    def __repr__(self) -> str:
-        url = f"{self.url[:60]!r}{'...' if len(self.url) > 60 else ''}"  # data: URLs can be megabytes
-        return f"ImagePart(url={url}, detail={self.detail!r})"
+    url: str = attrs.field(validator=_check_image_url, repr=_short_url)
+    detail: Literal["auto", "low", "high"] | None = attrs.field(default=None, validator=_check_detail)
 
     @classmethod
     def from_bytes(
@@ -125,19 +116,13 @@ class ImagePart(Frozen):
 ContentPart: TypeAlias = TextPart | ImagePart
 
 
-class ToolCall(Frozen):
+@attrs.frozen
+class ToolCall:
     """A function call requested by the model. ``arguments`` is the JSON text the model wrote."""
 
-    __slots__ = ("arguments", "id", "name")
-    __match_args__ = ("id", "name", "arguments")
     id: str
     name: str
-    arguments: str
-
-    def __init__(self, id: str, name: str, arguments: str = "{}") -> None:
-        _set(self, "id", id)
-        _set(self, "name", name)
-        _set(self, "arguments", arguments)
+    arguments: str = "{}"
 
     def parsed_arguments(self) -> Any:
         """The arguments decoded from JSON; :class:`ResponseFormatError` if the model wrote bad JSON."""
@@ -149,7 +134,9 @@ class ToolCall(Frozen):
             ) from None
 
 
-def _to_content(value: Any) -> str | tuple[ContentPart, ...] | None:
+def _to_content(
+    value: str | Iterable[ContentPart | Mapping[str, Any] | str] | ContentPart | None,
+) -> str | tuple[ContentPart, ...] | None:
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, TextPart | ImagePart):
@@ -161,43 +148,29 @@ def _to_content(value: Any) -> str | tuple[ContentPart, ...] | None:
     )
 
 
-def _check_role(value: Any) -> None:
+def _to_tool_calls(value: Iterable[ToolCall]) -> tuple[ToolCall, ...]:
+    return value if type(value) is tuple else tuple(value)
+
+
+def _check_role(_instance: Any, _attribute: Any, value: Any) -> None:
     if value not in ROLES:
         raise InvalidRequestError(f"unknown message role {value!r}: use one of {', '.join(sorted(ROLES))}")
 
 
-class Message(Frozen):
+@attrs.frozen
+class Message:
     """One chat turn.
 
     ``content`` is a string, a tuple of :class:`TextPart`/:class:`ImagePart`, or
     ``None`` (an assistant turn that only calls tools).
     """
 
-    __slots__ = ("content", "name", "reasoning_content", "role", "tool_call_id", "tool_calls")
-    __match_args__ = ("role", "content", "name", "tool_calls", "tool_call_id", "reasoning_content")
-    role: Role
-    content: str | tuple[ContentPart, ...] | None
-    name: str | None
-    tool_calls: tuple[ToolCall, ...]
-    tool_call_id: str | None
-    reasoning_content: str | None
-
-    def __init__(
-        self,
-        role: Role,
-        content: str | Iterable[ContentPart | Mapping[str, Any] | str] | ContentPart | None = None,
-        name: str | None = None,
-        tool_calls: Iterable[ToolCall] = (),
-        tool_call_id: str | None = None,
-        reasoning_content: str | None = None,
-    ) -> None:
-        _set(self, "content", content if content is None or isinstance(content, str) else _to_content(content))
-        _check_role(role)
-        _set(self, "role", role)
-        _set(self, "name", name)
-        _set(self, "tool_calls", tool_calls if type(tool_calls) is tuple else tuple(tool_calls))
-        _set(self, "tool_call_id", tool_call_id)
-        _set(self, "reasoning_content", reasoning_content)
+    role: Role = attrs.field(validator=_check_role)
+    content: str | tuple[ContentPart, ...] | None = attrs.field(default=None, converter=_to_content)
+    name: str | None = None
+    tool_calls: tuple[ToolCall, ...] = attrs.field(default=(), converter=_to_tool_calls)
+    tool_call_id: str | None = None
+    reasoning_content: str | None = None
 
     @classmethod
     def system(cls, content: str) -> Message:
@@ -229,70 +202,33 @@ class Message(Frozen):
         return "".join(part.text for part in self.content if isinstance(part, TextPart))
 
 
-class Usage(Frozen):
+@attrs.frozen
+class Usage:
     """Token counts reported by the endpoint."""
 
-    __slots__ = ("cached_tokens", "completion_tokens", "prompt_tokens", "reasoning_tokens", "total_tokens")
-    __match_args__ = ("prompt_tokens", "completion_tokens", "total_tokens", "reasoning_tokens", "cached_tokens")
-    prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int
-    reasoning_tokens: int | None
-    cached_tokens: int | None
-
-    def __init__(
-        self,
-        prompt_tokens: int = 0,
-        completion_tokens: int = 0,
-        total_tokens: int = 0,
-        reasoning_tokens: int | None = None,
-        cached_tokens: int | None = None,
-    ) -> None:
-        _set(self, "prompt_tokens", prompt_tokens)
-        _set(self, "completion_tokens", completion_tokens)
-        _set(self, "total_tokens", total_tokens)
-        _set(self, "reasoning_tokens", reasoning_tokens)
-        _set(self, "cached_tokens", cached_tokens)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    reasoning_tokens: int | None = None
+    cached_tokens: int | None = None
 
 
-class ChatResponse(Frozen):
+@attrs.frozen
+class ChatResponse:
     """A complete reply.
 
     ``raw`` is the decoded JSON exactly as received (unknown fields included),
     ``request_id`` the service's request id, ``elapsed`` the seconds the call took.
     """
 
-    __slots__ = ("elapsed", "finish_reason", "id", "message", "model", "raw", "request_id", "usage")
-    __match_args__ = ("message", "finish_reason", "usage", "model", "id", "request_id", "elapsed", "raw")
-    _hidden = frozenset({"raw"})
     message: Message
-    finish_reason: str | None
-    usage: Usage | None
-    model: str | None
-    id: str | None
-    request_id: str | None
-    elapsed: float | None
-    raw: Any
-
-    def __init__(
-        self,
-        message: Message,
-        finish_reason: str | None = None,
-        usage: Usage | None = None,
-        model: str | None = None,
-        id: str | None = None,
-        request_id: str | None = None,
-        elapsed: float | None = None,
-        raw: Any = None,
-    ) -> None:
-        _set(self, "message", message)
-        _set(self, "finish_reason", finish_reason)
-        _set(self, "usage", usage)
-        _set(self, "model", model)
-        _set(self, "id", id)
-        _set(self, "request_id", request_id)
-        _set(self, "elapsed", elapsed)
-        _set(self, "raw", raw)
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    model: str | None = None
+    id: str | None = None
+    request_id: str | None = None
+    elapsed: float | None = None
+    raw: Any = attrs.field(default=None, repr=False)
 
     @property
     def content(self) -> str:
@@ -310,51 +246,26 @@ class ChatResponse(Frozen):
         return self.message.reasoning_content
 
 
-class ToolCallDelta(Frozen):
+@attrs.frozen
+class ToolCallDelta:
     """A fragment of a streamed tool call; fragments with the same ``index`` concatenate."""
 
-    __slots__ = ("arguments", "id", "index", "name")
-    __match_args__ = ("index", "id", "name", "arguments")
     index: int
-    id: str | None
-    name: str | None
-    arguments: str
-
-    def __init__(self, index: int, id: str | None = None, name: str | None = None, arguments: str = "") -> None:
-        _set(self, "index", index)
-        _set(self, "id", id)
-        _set(self, "name", name)
-        _set(self, "arguments", arguments)
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
 
 
-class StreamChunk(Frozen):
+@attrs.frozen
+class StreamChunk:
     """One streamed piece of a reply."""
 
-    __slots__ = ("content", "finish_reason", "raw", "reasoning_content", "tool_calls", "usage")
-    __match_args__ = ("content", "reasoning_content", "tool_calls", "finish_reason", "usage", "raw")
-    _hidden = frozenset({"raw"})
-    content: str
-    reasoning_content: str
-    tool_calls: tuple[ToolCallDelta, ...]
-    finish_reason: str | None
-    usage: Usage | None
-    raw: Any
-
-    def __init__(
-        self,
-        content: str = "",
-        reasoning_content: str = "",
-        tool_calls: tuple[ToolCallDelta, ...] = (),
-        finish_reason: str | None = None,
-        usage: Usage | None = None,
-        raw: Any = None,
-    ) -> None:
-        _set(self, "content", content)
-        _set(self, "reasoning_content", reasoning_content)
-        _set(self, "tool_calls", tool_calls)
-        _set(self, "finish_reason", finish_reason)
-        _set(self, "usage", usage)
-        _set(self, "raw", raw)
+    content: str = ""
+    reasoning_content: str = ""
+    tool_calls: tuple[ToolCallDelta, ...] = ()
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    raw: Any = attrs.field(default=None, repr=False)
 
 
 # --- the wire shape -----------------------------------------------------------------
@@ -482,11 +393,6 @@ def _make_converter() -> cattrs.Converter:
     import cattrs
 
     made = cattrs.Converter()
-    # The other value classes (Usage, ChatResponse, StreamChunk, ...) unstructure field by field.
-    made.register_unstructure_hook_func(
-        lambda cls: isinstance(cls, type) and issubclass(cls, Frozen),
-        lambda value: {name: made.unstructure(getattr(value, name)) for name in value.__match_args__},
-    )
     made.register_unstructure_hook(Message, _unstructure_message)
     made.register_unstructure_hook(TextPart, _unstructure_part)
     made.register_unstructure_hook(ImagePart, _unstructure_part)

@@ -9,9 +9,11 @@ with ``httpx.AsyncClient`` or ``httpx.Client`` and sleeps between attempts.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
 from functools import lru_cache
 from random import getrandbits
 from types import TracebackType
@@ -146,6 +148,7 @@ class _BaseChatClient:
         api_version: str = DEFAULT_API_VERSION,
         headers: Mapping[str, str] | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        max_concurrency: int | None = None,
     ) -> None:
         env = settings_from_env()
         if endpoint_url is None:
@@ -177,6 +180,12 @@ class _BaseChatClient:
         if not isinstance(max_response_bytes, int) or max_response_bytes <= 0:
             raise ConfigurationError("max_response_bytes must be a positive number of bytes")
         self.max_response_bytes = max_response_bytes
+        if max_concurrency is not None and (
+            isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1
+        ):
+            raise ConfigurationError(f"max_concurrency must be a whole number >= 1 or None, not {max_concurrency!r}")
+        #: At most this many calls use the connection pool at once; the rest wait their turn in order.
+        self.max_concurrency = max_concurrency
         if auth_header not in ("bearer", "api-key"):
             raise ConfigurationError("auth_header must be 'bearer' or 'api-key'")
         if api_key is not None and (not isinstance(api_key, str) or not api_key.strip()):
@@ -485,6 +494,11 @@ class AsyncChatClient(_BaseChatClient):
         **settings: Any,
     ) -> None:
         super().__init__(endpoint_url, **settings)
+        self._slots: Any = contextlib.nullcontext()
+        if self.max_concurrency is not None:
+            import anyio
+
+            self._slots = anyio.Semaphore(self.max_concurrency)
         self._owns_http = http_client is None
         self._driver, self._http = _async_driver(driver, http_client, self._httpx_timeout, self._headers)
         if self._owns_http:
@@ -520,11 +534,13 @@ class AsyncChatClient(_BaseChatClient):
         """
         call = self._prepare(messages, params, stream=False, timeout=timeout, max_retries=max_retries)
         started = time.monotonic()
-        headers, response, sent = await self._send(call)
-        try:
-            body = await self._read(headers, response, sent + call.deadline_seconds if call.deadline_seconds else None)
-        finally:
-            await self._driver.release(response)
+        async with self._slots:
+            headers, response, sent = await self._send(call)
+            try:
+                deadline = sent + call.deadline_seconds if call.deadline_seconds else None
+                body = await self._read(headers, response, deadline)
+            finally:
+                await self._driver.release(response)
         self._log_done("reply", len(body), started)
         return _core.parse_reply(self._formatter, body, _core.request_id_of(headers), time.monotonic() - started)
 
@@ -684,9 +700,14 @@ class AsyncChatStream:
         return self.response
 
     async def _chunks(self) -> AsyncIterator[StreamChunk]:
+        started = time.monotonic()
+        async with self._client._slots, contextlib.aclosing(self._receive(started)) as chunks:
+            async for chunk in chunks:
+                yield chunk
+
+    async def _receive(self, started: float) -> AsyncGenerator[StreamChunk, None]:
         client, call = self._client, self._call
         driver = client._driver
-        started = time.monotonic()
         headers, response, _ = await client._send(call)
         try:
             request_id = _core.request_id_of(headers)
@@ -749,6 +770,9 @@ class ChatClient(_BaseChatClient):
         super().__init__(endpoint_url, **settings)
         if self._tokens is not None and self._tokens.is_async:
             raise ConfigurationError("an async credential (azure.identity.aio) needs AsyncChatClient")
+        self._slots: Any = contextlib.nullcontext()
+        if self.max_concurrency is not None:
+            self._slots = threading.BoundedSemaphore(self.max_concurrency)
         self._owns_http = http_client is None
         self._http = http_client or httpx.Client(timeout=self._httpx_timeout, headers=self._headers)
         if self._owns_http:
@@ -778,11 +802,12 @@ class ChatClient(_BaseChatClient):
         """Send a chat and return the whole reply; see :meth:`AsyncChatClient.chat`."""
         call = self._prepare(messages, params, stream=False, timeout=timeout, max_retries=max_retries)
         started = time.monotonic()
-        response, sent = self._send(call)
-        try:
-            body = self._read(response, sent + call.deadline_seconds if call.deadline_seconds else None)
-        finally:
-            response.close()
+        with self._slots:
+            response, sent = self._send(call)
+            try:
+                body = self._read(response, sent + call.deadline_seconds if call.deadline_seconds else None)
+            finally:
+                response.close()
         self._log_done("reply", len(body), started)
         return _core.parse_reply(
             self._formatter, body, _core.request_id_of(response.headers), time.monotonic() - started
@@ -925,8 +950,12 @@ class ChatStream:
         return self.response
 
     def _chunks(self) -> Iterator[StreamChunk]:
-        client, call = self._client, self._call
         started = time.monotonic()
+        with self._client._slots:
+            yield from self._receive(started)  # closing this generator closes the inner one too
+
+    def _receive(self, started: float) -> Iterator[StreamChunk]:
+        client, call = self._client, self._call
         response, _ = client._send(call)
         try:
             request_id = _core.request_id_of(response.headers)

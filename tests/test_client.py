@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import anyio
@@ -18,6 +19,7 @@ from azml_chat import (
     AuthenticationError,
     BadRequestError,
     ChatClient,
+    ConfigurationError,
     Message,
     ModelError,
     NotFoundError,
@@ -360,3 +362,50 @@ def test_messages_objects_and_tool_history(runner: ClientRunner, endpoint: Local
 def test_reply_size_limit(runner: ClientRunner, endpoint: LocalEndpoint) -> None:
     with pytest.raises(ResponseFormatError, match="max_response_bytes"):
         runner.chat(endpoint.url, "x" * 5000, client={"max_response_bytes": 1000})
+
+
+class InFlight:
+    """A responder that answers slowly and records the most requests it served at once."""
+
+    def __init__(self) -> None:
+        self.now = self.peak = 0
+
+    async def __call__(self, turn: Any) -> str:
+        self.now += 1
+        self.peak = max(self.peak, self.now)
+        await anyio.sleep(0.02)
+        self.now -= 1
+        return "ok"
+
+
+def test_max_concurrency_bounds_calls_in_flight() -> None:
+    seen = InFlight()
+    with LocalEndpoint(api_key=API_KEY, responder=seen) as endpoint:
+
+        async def run() -> None:
+            async with AsyncChatClient(endpoint.url, api_key=API_KEY, max_concurrency=3) as client:
+
+                async def one(i: int) -> None:
+                    if i % 2:
+                        assert (await client.chat("x")).content == "ok"
+                    else:
+                        async with client.stream("x") as stream:
+                            assert (await stream.get_final_response()).content == "ok"
+
+                async with anyio.create_task_group() as group:
+                    for i in range(12):
+                        group.start_soon(one, i)
+
+        anyio.run(run)
+        assert (seen.peak, len(endpoint.requests)) == (3, 12)
+
+        seen.peak = 0
+        with ChatClient(endpoint.url, api_key=API_KEY, max_concurrency=2) as client, ThreadPoolExecutor(6) as pool:
+            assert [r.content for r in pool.map(lambda _: client.chat("x"), range(6))] == ["ok"] * 6
+        assert seen.peak == 2
+
+
+@pytest.mark.parametrize("value", [0, -1, 1.5, True, "4"])
+def test_max_concurrency_must_be_a_positive_whole_number(value: Any) -> None:
+    with pytest.raises(ConfigurationError, match="max_concurrency"):
+        ChatClient("https://a.b/score", max_concurrency=value)

@@ -101,7 +101,9 @@ async def test_concurrent_chats_through_a_bounded_pool(load_endpoint: LocalEndpo
     with peak_connections(load_endpoint) as peak, anyio.fail_after(TIME_LIMIT):
         async with (
             httpx.AsyncClient(verify=TLS_CONTEXT, limits=limits) as http,
-            AsyncChatClient(load_endpoint.url, api_key=API_KEY, retry_policy=FAST_RETRIES, http_client=http) as client,
+            AsyncChatClient(
+                load_endpoint.url, api_key=API_KEY, retry_policy=FAST_RETRIES, http_client=http, max_concurrency=POOL
+            ) as client,
         ):
             async with anyio.create_task_group() as tg:
                 for i in range(calls):
@@ -135,7 +137,9 @@ async def test_concurrent_streams_through_a_bounded_pool(load_endpoint: LocalEnd
     with peak_connections(load_endpoint) as peak, anyio.fail_after(TIME_LIMIT):
         async with (
             httpx.AsyncClient(verify=TLS_CONTEXT, limits=limits) as http,
-            AsyncChatClient(load_endpoint.url, api_key=API_KEY, retry_policy=FAST_RETRIES, http_client=http) as client,
+            AsyncChatClient(
+                load_endpoint.url, api_key=API_KEY, retry_policy=FAST_RETRIES, http_client=http, max_concurrency=POOL
+            ) as client,
         ):
             async with anyio.create_task_group() as tg:
                 for i in range(calls):
@@ -147,14 +151,13 @@ async def test_concurrent_streams_through_a_bounded_pool(load_endpoint: LocalEnd
 
 
 def test_sync_client_shared_by_threads(load_endpoint: LocalEndpoint) -> None:
-    """One ChatClient used from 16 threads at once through a bounded pool.
+    """One ChatClient used from 16 threads at once through a pool of 8 connections.
 
-    The pool has one connection per thread: with fewer, requests queue inside httpcore's sync
-    pool, and httpcore 1.0.9 can close a connection it already handed to a queued request
-    (encode/httpcore#1110): the call fails with EBADF (and is retried) or hangs until its read
-    time-out. That is an upstream bug, reproduced with plain httpx and a stdlib server.
+    ``max_concurrency`` makes the threads queue in the client, not inside httpcore's sync pool:
+    httpcore 1.0.9 can close a connection it already handed to a queued request
+    (encode/httpcore#1110), and the call then fails with EBADF or hangs until its read time-out.
     """
-    pool = THREADS
+    pool = THREADS // 2
     barrier = threading.Barrier(THREADS)
     results: dict[int, tuple[str, str]] = {}
     lock = threading.Lock()
@@ -178,7 +181,9 @@ def test_sync_client_shared_by_threads(load_endpoint: LocalEndpoint) -> None:
     with (
         peak_connections(load_endpoint) as peak,
         httpx.Client(verify=TLS_CONTEXT, limits=limits) as http,
-        ChatClient(load_endpoint.url, api_key=API_KEY, retry_policy=FAST_RETRIES, http_client=http) as client,
+        ChatClient(
+            load_endpoint.url, api_key=API_KEY, retry_policy=FAST_RETRIES, http_client=http, max_concurrency=pool
+        ) as client,
         ThreadPoolExecutor(THREADS) as executor,
     ):
         futures = [executor.submit(worker, client, t) for t in range(THREADS)]

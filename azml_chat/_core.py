@@ -12,13 +12,13 @@ import math
 import random
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import attrs
 
 from ._json import loads
-from ._sse import ServerSentEvent
+from ._sse import ServerSentEvent, SSEDecoder
 from ._version import __version__
 from .errors import (
     APIConnectionError,
@@ -288,9 +288,13 @@ def format_body(formatter: ChatFormatter, messages: tuple[Message, ...], params:
 class StreamState:
     """Adds up streamed chat-completion chunks into chunks for the user and a final reply."""
 
-    def __init__(self, request_id: str | None) -> None:
+    def __init__(self, request_id: str | None, max_bytes: int | None = None) -> None:
         self.request_id = request_id
         self.done = False
+        self.received = 0  #: body bytes fed before ``[DONE]``
+        self._max_bytes = max_bytes
+        self._drained = 0
+        self._decoder = SSEDecoder()
         self._content: list[str] = []
         self._reasoning: list[str] = []
         self._calls: dict[int, list[Any]] = {}  # index -> [id, name, [argument fragments]]
@@ -299,6 +303,38 @@ class StreamState:
         self._model: str | None = None
         self._id: str | None = None
         self._last: Any = None
+
+    def feed(self, raw: bytes) -> Iterator[StreamChunk]:
+        """Body bytes in, as they arrive; the chunks they complete out.
+
+        After ``[DONE]`` the rest of the body is only counted: the drivers read it so the
+        connection can return to the pool, and stop once :attr:`drained` says it is too long.
+        More than ``max_bytes`` before ``[DONE]`` raises :class:`ResponseFormatError`.
+        """
+        if self.done:
+            self._drained += len(raw)
+            return
+        self.received += len(raw)
+        if self._max_bytes is not None and self.received > self._max_bytes:
+            raise ResponseFormatError(
+                f"the reply is larger than max_response_bytes={self._max_bytes}", request_id=self.request_id
+            )
+        for event in self._decoder.feed(raw):
+            chunk = self.handle(event)
+            if self.done:
+                return
+            if chunk is not None:
+                yield chunk
+
+    @property
+    def drained(self) -> bool:
+        """More than 64 KiB came after ``[DONE]``: stop reading and drop the connection instead."""
+        return self._drained > 64 * 1024
+
+    def finish(self, elapsed: float) -> ChatResponse:
+        """The body ended: the assembled reply, or :class:`StreamError` if ``[DONE]`` never came."""
+        self.ended(self._decoder.pending)
+        return self.response(elapsed)
 
     def _fail(self, message: str, body: Any = None) -> StreamError:
         return StreamError(message, request_id=self.request_id, body=body)

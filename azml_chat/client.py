@@ -25,7 +25,6 @@ import httpx
 from . import _core
 from ._core import RetryPolicy
 from ._json import dumps
-from ._sse import SSEDecoder
 from .config import (
     DEFAULT_API_VERSION,
     DEFAULT_TIMEOUT,
@@ -54,8 +53,6 @@ __all__ = ["AsyncChatClient", "AsyncChatStream", "ChatClient", "ChatStream", "Mo
 logger = logging.getLogger("azml_chat")
 
 DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
-#: After ``[DONE]`` read at most this much more (the end of the body) so the connection can be reused.
-_DRAIN_LIMIT = 64 * 1024
 _T = TypeVar("_T")
 
 
@@ -316,11 +313,6 @@ class _BaseChatClient:
 
             return {**params, "response_format": response_format_for(cls)}
         return params
-
-    def _limit_reached(self, request_id: str | None) -> ResponseFormatError:
-        return ResponseFormatError(
-            f"the reply is larger than max_response_bytes={self.max_response_bytes}", request_id=request_id
-        )
 
     def _log_retry(self, error: AzureMLChatError, attempt: int, delay: float) -> None:
         logger.info("attempt %d failed (%s); retrying in %.3fs", attempt + 1, error, delay)
@@ -716,32 +708,19 @@ class AsyncChatStream:
                 self.response = _core.parse_reply(client._formatter, body, request_id, time.monotonic() - started)
                 yield _response_chunk(self.response)
                 return
-            state = _core.StreamState(request_id)
-            decoder = SSEDecoder()
-            drained = received = 0
+            state = _core.StreamState(request_id, client.max_response_bytes)
             try:
                 async for raw in driver.body(response):  # decoded bytes, as they arrive
-                    if state.done:  # read the end of the body so the connection goes back to the pool
-                        drained += len(raw)
-                        if drained > _DRAIN_LIMIT:
-                            break
-                        continue
-                    received += len(raw)
-                    if received > client.max_response_bytes:
-                        raise client._limit_reached(request_id)
-                    for event in decoder.feed(raw):
-                        chunk = state.handle(event)
-                        if state.done:
-                            break
-                        if chunk is not None:
-                            yield chunk
+                    for chunk in state.feed(raw):
+                        yield chunk
+                    if state.drained:
+                        break
             except driver.errors as exc:
                 if not state.done:
                     timed_out = driver.timed_out(exc)
                     raise _core.stream_transport_error(exc, timed_out=timed_out, request_id=request_id) from exc
-            state.ended(decoder.pending)
-            self.response = state.response(time.monotonic() - started)
-            client._log_done("stream", received, started)
+            self.response = state.finish(time.monotonic() - started)
+            client._log_done("stream", state.received, started)
         finally:
             await driver.release(response)
 
@@ -964,32 +943,18 @@ class ChatStream:
                 self.response = _core.parse_reply(client._formatter, body, request_id, time.monotonic() - started)
                 yield _response_chunk(self.response)
                 return
-            state = _core.StreamState(request_id)
-            decoder = SSEDecoder()
-            drained = received = 0
+            state = _core.StreamState(request_id, client.max_response_bytes)
             try:
                 for raw in response.iter_bytes():  # decoded bytes, as they arrive
-                    if state.done:  # read the end of the body so the connection goes back to the pool
-                        drained += len(raw)
-                        if drained > _DRAIN_LIMIT:
-                            break
-                        continue
-                    received += len(raw)
-                    if received > client.max_response_bytes:
-                        raise client._limit_reached(request_id)
-                    for event in decoder.feed(raw):
-                        chunk = state.handle(event)
-                        if state.done:
-                            break
-                        if chunk is not None:
-                            yield chunk
+                    yield from state.feed(raw)
+                    if state.drained:
+                        break
             except httpx.TransportError as exc:
                 if not state.done:
                     timed_out = isinstance(exc, httpx.TimeoutException)
                     raise _core.stream_transport_error(exc, timed_out=timed_out, request_id=request_id) from exc
-            state.ended(decoder.pending)
-            self.response = state.response(time.monotonic() - started)
-            client._log_done("stream", received, started)
+            self.response = state.finish(time.monotonic() - started)
+            client._log_done("stream", state.received, started)
         finally:
             response.close()
 

@@ -64,6 +64,12 @@ class TokenProvider:
         """Whether the credential's ``get_token`` is a coroutine function (azure.identity.aio)."""
         return self._is_async
 
+    def invalidate(self, seen: int) -> None:
+        """The service rejected the token this provider had handed out when :attr:`refreshes` was
+        ``seen`` (HTTP 401, e.g. revoked early): forget it, unless a newer token came since."""
+        if self.refreshes == seen:
+            self._state = None
+
     def _current(self, *, fresh: bool) -> str | None:
         """The cached token if it is not due for refresh (``fresh``) or merely not expired."""
         state = self._state

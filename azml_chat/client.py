@@ -34,6 +34,7 @@ from .config import (
 )
 from .errors import (
     APITimeoutError,
+    AuthenticationError,
     AzureMLChatError,
     ConfigurationError,
     InvalidRequestError,
@@ -597,8 +598,10 @@ class AsyncChatClient(_BaseChatClient):
         driver = self._driver
         attempt = 0
         debug = logger.isEnabledFor(logging.DEBUG)
+        reauthorize = self._tokens is not None  # a 401 on a credential's token gets one new token
         while True:
             headers = call.headers if self._tokens is None else await self._auth_headers(dict(call.headers))
+            seen = self._tokens.refreshes if self._tokens is not None else 0
             error: AzureMLChatError
             sent = time.monotonic()
             if debug:
@@ -620,6 +623,10 @@ class AsyncChatClient(_BaseChatClient):
                     await driver.release(response)
                 sent_headers = {**self._headers, **headers}
                 error = _core.status_error(status, response_headers, _core.redact(body, sent_headers))
+            if reauthorize and isinstance(error, AuthenticationError) and self._tokens is not None:
+                reauthorize = False
+                self._tokens.invalidate(seen)
+                continue
             delay = _core.retry_delay(error, attempt, call.max_retries, self._retry_policy)
             if delay is None:
                 if debug:
@@ -837,8 +844,10 @@ class ChatClient(_BaseChatClient):
     def _send(self, call: _Call) -> tuple[httpx.Response, float]:
         attempt = 0
         debug = logger.isEnabledFor(logging.DEBUG)
+        reauthorize = self._tokens is not None  # a 401 on a credential's token gets one new token
         while True:
             headers = call.headers if self._tokens is None else self._auth_headers(dict(call.headers))
+            seen = self._tokens.refreshes if self._tokens is not None else 0
             request = self._http.build_request(
                 "POST", _httpx_url(call.url), content=call.content, headers=headers, timeout=call.timeout
             )
@@ -863,6 +872,10 @@ class ChatClient(_BaseChatClient):
                     response.close()
                 sent_headers = {**self._headers, **headers}
                 error = _core.status_error(response.status_code, response.headers, _core.redact(body, sent_headers))
+            if reauthorize and isinstance(error, AuthenticationError) and self._tokens is not None:
+                reauthorize = False
+                self._tokens.invalidate(seen)
+                continue
             delay = _core.retry_delay(error, attempt, call.max_retries, self._retry_policy)
             if delay is None:
                 if debug:

@@ -292,7 +292,24 @@ def test_the_endpoint_rejects_tokens_it_did_not_issue(entra: tuple[LocalEndpoint
     assert caught.value.status_code == 401
     assert "token-1" not in str(caught.value)
     assert "token-1" not in repr(caught.value.__dict__)
-    assert bearer(endpoint) == ["Bearer token-1"]
+    # a rejected token is replaced once per call, then the 401 stands
+    assert bearer(endpoint) == ["Bearer token-1", "Bearer token-2"]
+    assert len(credential.calls) == 2
+
+
+@mode_param
+def test_a_revoked_token_is_replaced_once(entra: tuple[LocalEndpoint, list[Credential]], mode: str) -> None:
+    endpoint, credentials = entra
+    credential = Credential(delay=0) if mode == "sync" else AsyncCredential(delay=0)
+    credentials.append(credential)
+    revoked = {"token-1"}
+    validator = endpoint.token_validator
+    assert validator is not None
+    endpoint.token_validator = lambda token: token not in revoked and validator(token)
+    reply = with_client(mode, endpoint.url, lambda c: c.chat("hi"), lambda c: c.chat("hi"), credential=credential)
+    assert reply.content == "hi"
+    assert bearer(endpoint) == ["Bearer token-1", "Bearer token-2"]
+    assert len(credential.calls) == 2  # the cached, still unexpired token-1 was dropped after the 401
 
 
 @mode_param

@@ -315,8 +315,29 @@ class _BaseChatClient:
             return {**params, "response_format": response_format_for(cls)}
         return params
 
-    def _log_retry(self, error: AzureMLChatError, attempt: int, delay: float) -> None:
+    # What to do after a failed attempt: the same decisions for both clients.
+
+    def _status_error(
+        self, status: int, response_headers: Mapping[str, str], body: bytes, sent: Mapping[str, str]
+    ) -> AzureMLChatError:
+        """The typed error for an error reply, its body redacted of the key or token we sent."""
+        return _core.status_error(status, response_headers, _core.redact(body, {**self._headers, **sent}))
+
+    def _token_rejected(self, error: AzureMLChatError, seen: int) -> bool:
+        """A 401 on a credential's token: forget that token so the next attempt gets a new one."""
+        if self._tokens is None or not isinstance(error, AuthenticationError):
+            return False
+        self._tokens.invalidate(seen)
+        return True
+
+    def _retry_delay(self, error: AzureMLChatError, attempt: int, call: _Call) -> float:
+        """Seconds to wait before the next attempt; raises ``error`` when it must not be retried."""
+        delay = _core.retry_delay(error, attempt, call.max_retries, self._retry_policy)
+        if delay is None:
+            logger.debug("attempt %d failed, not retrying: %s", attempt + 1, error)
+            raise error
         logger.info("attempt %d failed (%s); retrying in %.3fs", attempt + 1, error, delay)
+        return delay
 
     # DEBUG logs: method, URL, status, timings and sizes; never headers or bodies (they hold secrets).
 
@@ -621,18 +642,11 @@ class AsyncChatClient(_BaseChatClient):
                     body = b""
                 finally:
                     await driver.release(response)
-                sent_headers = {**self._headers, **headers}
-                error = _core.status_error(status, response_headers, _core.redact(body, sent_headers))
-            if reauthorize and isinstance(error, AuthenticationError) and self._tokens is not None:
+                error = self._status_error(status, response_headers, body, headers)
+            if reauthorize and self._token_rejected(error, seen):
                 reauthorize = False
-                self._tokens.invalidate(seen)
                 continue
-            delay = _core.retry_delay(error, attempt, call.max_retries, self._retry_policy)
-            if delay is None:
-                if debug:
-                    logger.debug("attempt %d failed, not retrying: %s", attempt + 1, error)
-                raise error
-            self._log_retry(error, attempt, delay)
+            delay = self._retry_delay(error, attempt, call)
             import anyio  # loaded on first retry: import time
 
             await anyio.sleep(delay)
@@ -870,19 +884,11 @@ class ChatClient(_BaseChatClient):
                     body = b""
                 finally:
                     response.close()
-                sent_headers = {**self._headers, **headers}
-                error = _core.status_error(response.status_code, response.headers, _core.redact(body, sent_headers))
-            if reauthorize and isinstance(error, AuthenticationError) and self._tokens is not None:
+                error = self._status_error(response.status_code, response.headers, body, headers)
+            if reauthorize and self._token_rejected(error, seen):
                 reauthorize = False
-                self._tokens.invalidate(seen)
                 continue
-            delay = _core.retry_delay(error, attempt, call.max_retries, self._retry_policy)
-            if delay is None:
-                if debug:
-                    logger.debug("attempt %d failed, not retrying: %s", attempt + 1, error)
-                raise error
-            self._log_retry(error, attempt, delay)
-            time.sleep(delay)
+            time.sleep(self._retry_delay(error, attempt, call))
             attempt += 1
 
     def _read(self, response: httpx.Response, deadline: float | None) -> bytes:

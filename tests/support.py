@@ -114,6 +114,12 @@ class ClientRunner:
         return chunks, response
 
 
+def aiohttp_connections_in_use(client: AsyncChatClient) -> int:
+    """Connections a ``driver="aiohttp"`` client's pool has handed out and not got back."""
+    session = client._driver._session  # type: ignore[attr-defined]
+    return 0 if session is None else len(session.connector._acquired)
+
+
 def assert_pool_idle(client: AsyncChatClient | ChatClient) -> None:
     """Fail if a client's pool still has a connection checked out (a leaked response).
 
@@ -123,9 +129,8 @@ def assert_pool_idle(client: AsyncChatClient | ChatClient) -> None:
     must have no connection handed out.
     """
     if getattr(client, "driver", "httpx") == "aiohttp":
-        session = client._driver._session  # type: ignore[union-attr]
-        acquired = session.connector._acquired if session is not None else ()
-        assert not acquired, f"{len(acquired)} aiohttp connection(s) left checked out of the pool"
+        in_use = aiohttp_connections_in_use(client)  # type: ignore[arg-type]
+        assert not in_use, f"{in_use} aiohttp connection(s) left checked out of the pool"
         return
     pool = client._http._transport._pool  # type: ignore[union-attr]
     assert not pool._requests, f"{len(pool._requests)} request(s) still hold a pool slot"

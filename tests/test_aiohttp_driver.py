@@ -20,7 +20,9 @@ import aiohttp
 import anyio
 import pytest
 import pytest_asyncio
-from support import API_KEY, FAST_RETRIES
+from support import API_KEY, FAST_RETRIES, aiohttp_connections_in_use
+from test_faults import CASES, POLICY, Case, Outcome, free_port, play_async
+from test_faults import decided_waits as decided_waits  # the fixture, shared
 
 from azml_chat import (
     APIConnectionError,
@@ -38,16 +40,6 @@ from azml_chat import (
     StreamError,
 )
 from azml_chat.testing import Fault, LocalEndpoint
-from tests.test_faults import CASES, POLICY, Case, Outcome, free_port
-from tests.test_faults import decided_waits as decided_waits  # the fixture, shared
-
-
-def connections_in_use(client: AsyncChatClient) -> int:
-    """Connections the aiohttp pool has handed out and not got back (0 when nothing leaked)."""
-    session = client._driver._session  # type: ignore[attr-defined]
-    if session is None:
-        return 0
-    return len(session.connector._acquired)
 
 
 async def read_stream(chat_client: AsyncChatClient, text: str, **options: Any) -> str:
@@ -63,7 +55,7 @@ def make_client(url: str, **settings: Any) -> AsyncChatClient:
 async def client(endpoint: LocalEndpoint) -> AsyncIterator[AsyncChatClient]:
     async with make_client(endpoint.url) as chat_client:
         yield chat_client
-        assert connections_in_use(chat_client) == 0
+        assert aiohttp_connections_in_use(chat_client) == 0
 
 
 # --- replies ----------------------------------------------------------------------------------
@@ -143,9 +135,9 @@ async def test_leaving_a_stream_early_releases_the_connection(client: AsyncChatC
     endpoint.add_fault(Fault(delay_between_chunks=0.05, chunk_size=30))  # the body is still arriving
     async with client.stream("a b c d e f g h") as stream:
         async for _ in stream:
-            assert connections_in_use(client) == 1
+            assert aiohttp_connections_in_use(client) == 1
             break
-    assert connections_in_use(client) == 0
+    assert aiohttp_connections_in_use(client) == 0
     assert (await client.chat("still works")).content == "still works"
     assert endpoint.total_connections == 2  # the half-read connection was closed, not reused
 
@@ -267,7 +259,7 @@ async def test_reply_size_limit(endpoint: LocalEndpoint) -> None:
     async with make_client(endpoint.url, max_response_bytes=1000) as chat_client:
         with pytest.raises(ResponseFormatError, match="max_response_bytes=1000"):
             await chat_client.chat("x" * 5000)
-        assert connections_in_use(chat_client) == 0
+        assert aiohttp_connections_in_use(chat_client) == 0
 
 
 @pytest.mark.asyncio
@@ -275,11 +267,11 @@ async def test_cancellation_releases_the_connection(client: AsyncChatClient, end
     endpoint.add_fault(Fault(delay_before_headers=5.0))
     task = asyncio.ensure_future(client.chat("never answered"))
     await asyncio.sleep(0.2)
-    assert connections_in_use(client) == 1
+    assert aiohttp_connections_in_use(client) == 1
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert connections_in_use(client) == 0
+    assert aiohttp_connections_in_use(client) == 0
     assert (await client.chat("after cancel")).content == "after cancel"
 
 
@@ -295,7 +287,7 @@ async def test_cancelling_a_stream_releases_the_connection(client: AsyncChatClie
 
     with anyio.move_on_after(0.5):
         await consume()
-    assert connections_in_use(client) == 0
+    assert aiohttp_connections_in_use(client) == 0
     assert "".join(received) != "one two three four five six"
 
 
@@ -367,18 +359,7 @@ def test_import_stays_light() -> None:
 async def run_aiohttp(url: str, case: Case) -> tuple[Outcome, str | None]:
     streamed: list[str] = []
     async with make_client(url, retry_policy=POLICY, **case.settings) as chat_client:
-        outcome: Outcome
-        try:
-            if case.call == "chat":
-                outcome = (await chat_client.chat(case.prompt, **case.options)).content
-            else:
-                async with chat_client.stream(case.prompt, **case.options) as stream:
-                    async for chunk in stream:
-                        streamed.append(chunk.content)
-                    outcome = (await stream.get_final_response()).content
-        except AzureMLChatError as exc:
-            outcome = exc
-        assert connections_in_use(chat_client) == 0
+        outcome = await play_async(chat_client, case, streamed)  # asserts the pool is idle
     return outcome, "".join(streamed) if case.call == "stream" else None
 
 

@@ -542,6 +542,23 @@ def run_sync(url: str, case: Case) -> Run:
     return Run(outcome, "".join(streamed) if case.call == "stream" else None, responses)
 
 
+async def play_async(client: AsyncChatClient, case: Case, streamed: list[str]) -> Outcome:
+    """Run ``case`` on an async client (any driver): the answer or the error, the pool left idle."""
+    outcome: Outcome
+    try:
+        if case.call == "chat":
+            outcome = (await client.chat(case.prompt, **case.options)).content
+        else:
+            async with client.stream(case.prompt, **case.options) as stream:
+                async for chunk in stream:
+                    streamed.append(chunk.content)
+                outcome = (await stream.get_final_response()).content
+    except AzureMLChatError as exc:
+        outcome = exc
+    assert_pool_idle(client)
+    return outcome
+
+
 def run_async(url: str, case: Case) -> Run:
     responses: list[httpx.Response] = []
     streamed: list[str] = []
@@ -554,19 +571,7 @@ def run_async(url: str, case: Case) -> Run:
             httpx.AsyncClient(verify=TLS_CONTEXT, event_hooks={"response": [hook]}) as http,
             AsyncChatClient(url, api_key=API_KEY, retry_policy=POLICY, http_client=http, **case.settings) as client,
         ):
-            outcome: Outcome
-            try:
-                if case.call == "chat":
-                    outcome = (await client.chat(case.prompt, **case.options)).content
-                else:
-                    async with client.stream(case.prompt, **case.options) as stream:
-                        async for chunk in stream:
-                            streamed.append(chunk.content)
-                        outcome = (await stream.get_final_response()).content
-            except AzureMLChatError as exc:
-                outcome = exc
-            assert_pool_idle(client)
-            return outcome
+            return await play_async(client, case, streamed)
 
     outcome = anyio.run(main)
     return Run(outcome, "".join(streamed) if case.call == "stream" else None, responses)

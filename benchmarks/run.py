@@ -95,10 +95,9 @@ def _delta_of(data: bytes | str) -> int:
 
 
 @contextlib.asynccontextmanager
-async def raw_httpx_async(job: Job) -> AsyncIterator[AsyncOne]:
-    import httpx
-
-    async with httpx.AsyncClient() as http:
+async def _raw_httpx_posts(job: Job, http: Any) -> AsyncIterator[AsyncOne]:
+    """The raw-httpx baseline on a given ``httpx.AsyncClient`` (plain, or with another transport)."""
+    async with http:
 
         async def one() -> int:
             response = await http.post(job.url, json=job.body, headers=RAW_HEADERS)
@@ -107,6 +106,12 @@ async def raw_httpx_async(job: Job) -> AsyncIterator[AsyncOne]:
             return 1
 
         yield one
+
+
+def raw_httpx_async(job: Job) -> contextlib.AbstractAsyncContextManager[AsyncOne]:
+    import httpx
+
+    return _raw_httpx_posts(job, httpx.AsyncClient())
 
 
 @contextlib.asynccontextmanager
@@ -124,19 +129,10 @@ async def raw_aiohttp(job: Job) -> AsyncIterator[AsyncOne]:
         yield one
 
 
-@contextlib.asynccontextmanager
-async def raw_httpx_aiohttp(job: Job) -> AsyncIterator[AsyncOne]:
+def raw_httpx_aiohttp(job: Job) -> contextlib.AbstractAsyncContextManager[AsyncOne]:
     import httpx_aiohttp
 
-    async with httpx_aiohttp.HttpxAiohttpClient() as http:
-
-        async def one() -> int:
-            response = await http.post(job.url, json=job.body, headers=RAW_HEADERS)
-            response.raise_for_status()
-            _text_of(json.loads(response.content), job.kind)
-            return 1
-
-        yield one
+    return _raw_httpx_posts(job, httpx_aiohttp.HttpxAiohttpClient())
 
 
 @contextlib.asynccontextmanager

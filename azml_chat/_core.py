@@ -148,6 +148,7 @@ def status_error(status: int, headers: Mapping[str, str], body: bytes) -> APISta
         if text[:1] == "<":
             message += f" (an HTML page: {text[:120]!r})"
         payload = payload if payload is not None else body.decode("utf-8", "replace")
+    retry_after = parse_retry_after(headers)
     if status == 424:
         model_status = headers.get("ms-azureml-model-error-statuscode")
         reason = headers.get("ms-azureml-model-error-reason")
@@ -162,9 +163,18 @@ def status_error(status: int, headers: Mapping[str, str], body: bytes) -> APISta
             body=payload,
             headers=headers,
             code=code,
+            retry_after=retry_after,
         )
     cls = _STATUS_ERRORS.get(status, ServerError if status == 408 or status >= 500 else APIStatusError)
-    return cls(message, status_code=status, request_id=request_id, body=payload, headers=headers, code=code)
+    return cls(
+        message,
+        status_code=status,
+        request_id=request_id,
+        body=payload,
+        headers=headers,
+        code=code,
+        retry_after=retry_after,
+    )
 
 
 def is_retryable(error: AzureMLChatError) -> bool:

@@ -49,7 +49,34 @@ __all__ = [
 
 
 class AzureMLChatError(Exception):
-    """Base class of every error raised by azml_chat."""
+    """Base class of every error raised by azml_chat.
+
+    ``str(error)`` is rendered when asked for (by :meth:`__str__`, the one place that
+    formats error text), so details attached after construction, such as a request id
+    learned later, still show.
+    """
+
+    message: str
+    request_id: str | None = None
+
+    def __init__(self, message: str = "", *, request_id: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.request_id = request_id
+
+    def _details(self) -> str:
+        """What a subclass adds after the message (before the request id)."""
+        return ""
+
+    def _prefix(self) -> str:
+        """What a subclass puts before the message."""
+        return ""
+
+    def __str__(self) -> str:
+        text = f"{self._prefix()}{self.message}{self._details()}"
+        if self.request_id:
+            text += f" (request id: {self.request_id})"
+        return text
 
 
 class ConfigurationError(AzureMLChatError, ValueError):
@@ -63,18 +90,17 @@ class InvalidRequestError(AzureMLChatError, ValueError):
 class APIConnectionError(AzureMLChatError):
     """The endpoint could not be reached or the connection broke before a full reply."""
 
-    def __init__(self, message: str, *, request_id: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.request_id = request_id
-
 
 class APITimeoutError(APIConnectionError):
     """The request timed out (connect, read or the overall ``timeout`` deadline)."""
 
 
 class APIStatusError(AzureMLChatError):
-    """The endpoint answered with an error status (or an error body)."""
+    """The endpoint answered with an error status (or an error body).
+
+    ``retry_after`` is the wait in seconds the server asked for (``retry-after-ms``,
+    ``x-ms-retry-after-ms`` or ``retry-after``), or ``None`` when it gave none.
+    """
 
     def __init__(
         self,
@@ -85,20 +111,17 @@ class APIStatusError(AzureMLChatError):
         body: Any = None,
         headers: Mapping[str, str] | None = None,
         code: str | None = None,
+        retry_after: float | None = None,
     ) -> None:
-        self.message = message
+        super().__init__(message, request_id=request_id)
         self.status_code = status_code
-        self.request_id = request_id
         self.body = body
         self.headers = dict(headers or {})
         self.code = code
-        text = f"HTTP {status_code}"
-        if code:
-            text += f" {code}"
-        text += f": {message}"
-        if request_id:
-            text += f" (request id: {request_id})"
-        super().__init__(text)
+        self.retry_after = retry_after
+
+    def _prefix(self) -> str:
+        return f"HTTP {self.status_code}{f' {self.code}' if self.code else ''}: "
 
 
 class BadRequestError(APIStatusError):
@@ -144,6 +167,7 @@ class ModelError(APIStatusError):
         body: Any = None,
         headers: Mapping[str, str] | None = None,
         code: str | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(
             message,
@@ -152,6 +176,7 @@ class ModelError(APIStatusError):
             body=body,
             headers=headers,
             code=code,
+            retry_after=retry_after,
         )
         self.model_status = model_status
         self.model_reason = model_reason
@@ -161,15 +186,11 @@ class ResponseFormatError(AzureMLChatError):
     """The reply could not be understood; ``excerpt`` shows its start."""
 
     def __init__(self, message: str, *, excerpt: str = "", request_id: str | None = None) -> None:
-        self.message = message
+        super().__init__(message, request_id=request_id)
         self.excerpt = excerpt
-        self.request_id = request_id
-        text = message
-        if excerpt:
-            text += f"; reply starts with: {excerpt!r}"
-        if request_id:
-            text += f" (request id: {request_id})"
-        super().__init__(text)
+
+    def _details(self) -> str:
+        return f"; reply starts with: {self.excerpt!r}" if self.excerpt else ""
 
 
 class StructuredOutputError(ResponseFormatError):
@@ -184,7 +205,5 @@ class StreamError(AzureMLChatError):
     """The stream reported an error or ended before ``[DONE]``."""
 
     def __init__(self, message: str, *, request_id: str | None = None, body: Any = None) -> None:
-        super().__init__(message + (f" (request id: {request_id})" if request_id else ""))
-        self.message = message
-        self.request_id = request_id
+        super().__init__(message, request_id=request_id)
         self.body = body

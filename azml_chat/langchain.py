@@ -33,7 +33,7 @@ from operator import itemgetter
 from typing import Any, ClassVar, Literal
 
 from . import _core
-from ._core import RetryPolicy
+from .config import RetryPolicy
 from ._json import dumps, loads
 from .client import AsyncChatClient, ChatClient
 from .config import DEFAULT_API_VERSION, ApiType, Endpoint, parse_endpoint

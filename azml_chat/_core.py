@@ -201,7 +201,7 @@ def prepare(
     if extra_body is not None and not isinstance(extra_body, Mapping):
         raise InvalidRequestError(f"extra_body must be a dict, not {type(extra_body).__name__}")
     merged = {**settings.model_kwargs}
-    merged.update((key, value) for key, value in params.items() if key in BODY_PARAMS and value is not None)
+    merged.update((key, value) for key, value in params.items() if key in BODY_PARAMS)
     if extra_body:
         merged.update(extra_body)
     if None in merged.values():
@@ -711,12 +711,15 @@ class Attempts:
                 raise stream_error(piece, request_id)
             if not piece:
                 break
-            try:
-                chunks = list(state.feed(piece))
-            except AzureMLChatError:
-                yield Release(handle)
-                raise
-            for chunk in chunks:
+            chunks = state.feed(piece)
+            while True:
+                try:
+                    chunk = next(chunks, None)
+                except AzureMLChatError:
+                    yield Release(handle)
+                    raise
+                if chunk is None:
+                    break
                 yield Emit(chunk)
             if state.done and state.after_done > _AFTER_DONE_LIMIT:
                 break

@@ -182,7 +182,7 @@ class AsyncChatClient(_BaseChatClient):
             self._slots = anyio.Semaphore(settings.max_concurrency)
         headers = _core.default_headers(settings)
         transport: AsyncTransport
-        if driver == "aiohttp" or (driver is None and "aiohttp" in type(http_client).__module__):
+        if driver == "aiohttp":
             try:
                 from ._transport.aiohttp import AiohttpTransport
             except ImportError as exc:

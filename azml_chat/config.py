@@ -444,13 +444,15 @@ class ClientSettings:
         chosen = get_formatter(
             formatter if formatter is not None else ("llama" if endpoint.dialect == "score" else "openai")
         )
-        if chosen.dialect != endpoint.dialect:
+        if chosen.dialect == "score" and endpoint.dialect == "chat-completions":
+            # every family speaks the OpenAI body on chat-completions routes; an OpenAI body on
+            # /score is fine (vLLM-based containers take it), a /score body on a chat route is not
             if not isinstance(formatter, str):
                 raise ConfigurationError(
                     f"formatter {type(chosen).__name__} writes {chosen.dialect!r} bodies, but {endpoint.url!r} "
                     f"is a {endpoint.dialect!r} route: pick a formatter for that route or the matching URL"
                 )
-            chosen = get_formatter("openai" if endpoint.dialect == "chat-completions" else "llama")
+            chosen = get_formatter("openai")
         if model_kwargs is not None and not isinstance(model_kwargs, Mapping):
             raise ConfigurationError(f"model_kwargs must be a dict, not {type(model_kwargs).__name__}")
         timeout = get("timeout") if "timeout" in options else env.get("timeout", DEFAULT_TIMEOUT)
@@ -549,7 +551,7 @@ class ChatParams(TypedDict, total=False):
     """The keyword arguments of ``chat()``, ``stream()`` and ``chat_structured()``.
 
     Body parameters (``temperature`` ... ``reasoning_effort``) go over the client's
-    ``model_kwargs`` for this call only; ``None`` leaves a parameter unset. A
+    ``model_kwargs`` for this call only; ``None`` removes a ``model_kwargs`` default. A
     ``/score`` formatter renames the portable names (``max_tokens`` becomes
     ``max_new_tokens``). Model-specific parameters go in ``extra_body``, where a
     ``None`` value removes a ``model_kwargs`` default.

@@ -152,7 +152,7 @@ def test_any_unicode_text_round_trips_unchanged(
     echo_endpoint: LocalEndpoint, sync_client: ChatClient, text: str, route: str
 ) -> None:
     if route == "score":
-        with ChatClient(echo_endpoint.score_url, api_key=API_KEY, http_client=sync_client._http) as client:
+        with ChatClient(echo_endpoint.score_url, api_key=API_KEY, http_client=sync_client._transport.client) as client:
             reply = client.chat(text).content
         body, raw = sent_content(echo_endpoint)
         on_the_wire = body["input_data"]["input_string"][-1]["content"]
@@ -279,7 +279,7 @@ def test_client_settings_raise_only_typed_errors(url: str, knobs: dict[str, Any]
         except AzureMLChatError:
             continue
         assert repr(client)  # a client that was made is usable enough to describe itself
-        assert isinstance(client._retry_policy, RetryPolicy)
+        assert isinstance(client.settings.retry_policy, RetryPolicy)
         if isinstance(client, ChatClient):
             client.close()
 

@@ -179,7 +179,7 @@ def test_no_secret_in_objects_errors_or_logs(
             settings = {"retry_policy": POLICY, **client_settings()}
             if mode == "sync":
                 with ChatClient(endpoint.url, **settings) as client:
-                    corpus.add(client, client.formatter, client._retry_policy, client._tokens)
+                    corpus.add(client, client.formatter, client.settings.retry_policy, client._tokens)
                     run_scenario(client, kind, options, corpus)
             else:
 

@@ -616,8 +616,8 @@ class Attempts:
             secrets = call.secrets
             seen = 0
             if tokens is not None:
-                seen = tokens.refreshes
                 token = yield GET_TOKEN
+                seen = tokens.refreshes  # the token handed out just now
                 request = Request(
                     request.method,
                     request.url,
@@ -842,6 +842,13 @@ class _ThinkSplitter:
             return "", pending
         return ("", "") if self._state == "answer_start" else (pending, "")
 
+    @classmethod
+    def given_back(cls) -> _ThinkSplitter:
+        """A splitter past any ``<think>``: text passes through."""
+        splitter = cls()
+        splitter._state = "answer"
+        return splitter
+
     @property
     def unclosed(self) -> bool:
         """A ``<think>`` was opened and never closed."""
@@ -899,10 +906,10 @@ class StreamState:
             )
         for event in self._decoder.feed(raw):
             chunk = self.handle(event)
-            if self.done:
-                return
             if chunk is not None:
                 yield chunk
+            if self.done:
+                return
 
     def finish(self, elapsed: float, headers: Mapping[str, str] | None = None) -> ChatResponse:
         """The body ended: the assembled reply, or :class:`StreamError` if ``[DONE]`` never came."""
@@ -917,8 +924,9 @@ class StreamState:
         return StreamError(message, request_id=self.request_id, body=body)
 
     def handle(self, event: ServerSentEvent) -> StreamChunk | None:
-        """One event in; a chunk out, or ``None`` for ``[DONE]`` (then :attr:`done` is set) and for
-        events that carry nothing (other event types, empty keep-alives). Raises :class:`StreamError`."""
+        """One event in; a chunk out, or ``None`` for events that carry nothing (other event types,
+        empty keep-alives). ``[DONE]`` sets :attr:`done` and gives out any text still held back.
+        Raises :class:`StreamError`."""
         data = event.data
         self.events += 1
         if event.event == "error":
@@ -930,7 +938,7 @@ class StreamState:
             raise self._fail(f"the stream reported an error: {found[0] if found else payload}", payload)
         if data == b"[DONE]":
             self.done = True
-            return None
+            return self._flush()
         if event.event != "message" or not data or data.isspace():
             return None
         try:
@@ -955,6 +963,26 @@ class StreamState:
             raise self._fail(f"a stream chunk has malformed choices: {data[:200]!r}", payload)
         chunks = [self._add_choice(choice, payload, data, usage) for choice in choices]
         return next((chunk for chunk in chunks if chunk.index == 0), chunks[0])
+
+    def _flush(self) -> StreamChunk | None:
+        """At ``[DONE]``: text held back while it might have opened ``<think>``, as a last chunk."""
+        first: StreamChunk | None = None
+        for index, state in self._choices.items():
+            if state.think.unclosed:  # never closed: not reasoning after all; the whole text is the answer
+                _, pending = state.think.flush()
+                content, reasoning = "<think>" + "".join(state.reasoning) + pending + "".join(state.content), ""
+                state.content, state.reasoning, state.think = [], [], _ThinkSplitter.given_back()
+            else:
+                content, reasoning = state.think.flush()
+            if not (content or reasoning):
+                continue
+            if content:
+                state.content.append(content)
+            if reasoning:
+                state.reasoning.append(reasoning)
+            if index == 0:
+                first = StreamChunk(content, reasoning)
+        return first
 
     def _add_choice(self, choice: dict[str, Any], payload: Any, data: bytes, usage: Any) -> StreamChunk:
         delta = choice.get("delta") or {}
@@ -1011,13 +1039,11 @@ class StreamState:
     def _choice(self, index: int, state: _ChoiceState) -> Choice:
         from ._wire import logprobs_from_wire
 
-        tail, thought = state.think.flush()
-        if state.think.unclosed or tail or thought:  # never closed: the text stays as it came
-            content = "".join(state.content) + tail
-            reasoning = "".join(state.reasoning) + thought
-            if state.think.unclosed:
-                content, reasoning = "<think>" + reasoning + content, ""
-            state.content, state.reasoning = [content], [reasoning] if reasoning else []
+        tail, thought = state.think.flush()  # held back when the stream ended without [DONE]
+        if tail:
+            state.content.append(tail)
+        if thought:
+            state.reasoning.append(thought)
         calls = tuple(
             ToolCall(slot[0] or f"call_{number}", slot[1] or "", "".join(slot[2]))
             for number, slot in sorted(state.calls.items())

@@ -35,7 +35,7 @@ from urllib.parse import SplitResult, parse_qsl, quote, urlencode, urlsplit, url
 
 import attrs
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, InvalidRequestError
 
 __all__ = [
     "DEFAULT_API_VERSION",
@@ -161,11 +161,17 @@ def _split(url: Any) -> SplitResult:
     text = url.strip()
     try:
         parts = urlsplit(text)
-        port = parts.port
     except ValueError as exc:
         raise ConfigurationError(f"endpoint_url {text!r} is not a valid URL ({exc}): {_URL_HELP}") from None
     if parts.username is not None or parts.password is not None:  # checked first: the messages below quote the URL
         raise ConfigurationError("endpoint_url must not carry a user name or password: pass the key as api_key")
+    try:
+        port = parts.port
+    except ValueError:
+        given = parts.netloc.rpartition(":")[2]
+        if not given.isdigit():
+            raise ConfigurationError(f"endpoint_url {text!r} is not a valid URL (port {given!r}): {_URL_HELP}") from None
+        raise ConfigurationError(f"endpoint_url {text!r} has port {given}, outside 1-65535") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigurationError(f"endpoint_url {text!r} must be an http(s) URL with a host: {_URL_HELP}")
     if any(char.isspace() for char in text):
@@ -485,7 +491,7 @@ class ClientSettings:
             model=get("model"),
             model_kwargs=dict(model_kwargs or {}),
             timeout=check_seconds(timeout, "timeout"),
-            max_retries=check_retries(get("max_retries", 2)),
+            max_retries=check_retries(get("max_retries", 2), InvalidRequestError),
             retry_policy=retry_policy or RetryPolicy(),
             headers=checked,
             max_response_bytes=max_response_bytes,

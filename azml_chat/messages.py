@@ -180,8 +180,8 @@ def tool_call(value: ToolCall | Mapping[str, Any]) -> ToolCall:
                 arguments = "{}" if arguments is None else dumps(arguments).decode()
             return ToolCall(str(value.get("id") or ""), function["name"], arguments)
     raise InvalidRequestError(
-        'tool calls must be ToolCall values or look like {"id": ..., "type": "function", '
-        f'"function": {{"name": ..., "arguments": "..."}}}}, got {value!r:.100}'
+        'tool calls must look like {"id": ..., "type": "function", "function": {"name": ..., '
+        f'"arguments": "..."}}}} (or be ToolCall values), got {value!r:.100}'
     )
 
 

@@ -453,7 +453,7 @@ class ClientSettings:
         if chosen.dialect == "score" and endpoint.dialect == "chat-completions":
             # every family speaks the OpenAI body on chat-completions routes; an OpenAI body on
             # /score is fine (vLLM-based containers take it), a /score body on a chat route is not
-            if not isinstance(formatter, str):
+            if not isinstance(formatter, str | type):  # an instance of the caller's own is never replaced
                 raise ConfigurationError(
                     f"formatter {type(chosen).__name__} writes {chosen.dialect!r} bodies, but {endpoint.url!r} "
                     f"is a {endpoint.dialect!r} route: pick a formatter for that route or the matching URL"

@@ -170,7 +170,8 @@ def _split(url: Any) -> SplitResult:
     except ValueError:
         given = parts.netloc.rpartition(":")[2]
         if not given.isdigit():
-            raise ConfigurationError(f"endpoint_url {text!r} is not a valid URL (port {given!r}): {_URL_HELP}") from None
+            bad_port = f"endpoint_url {text!r} is not a valid URL (port {given!r})"
+            raise ConfigurationError(f"{bad_port}: {_URL_HELP}") from None
         raise ConfigurationError(f"endpoint_url {text!r} has port {given}, outside 1-65535") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigurationError(f"endpoint_url {text!r} must be an http(s) URL with a host: {_URL_HELP}")

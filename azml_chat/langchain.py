@@ -33,10 +33,9 @@ from operator import itemgetter
 from typing import Any, ClassVar, Literal
 
 from . import _core
-from .config import RetryPolicy
 from ._json import dumps, loads
 from .client import AsyncChatClient, ChatClient
-from .config import DEFAULT_API_VERSION, ApiType, ChatParams, Endpoint, parse_endpoint
+from .config import DEFAULT_API_VERSION, ApiType, ChatParams, Endpoint, RetryPolicy, parse_endpoint
 from .errors import ConfigurationError, InvalidRequestError
 from .formatters import ChatFormatter, OpenAIChatFormatter, get_formatter
 from .messages import ChatResponse, Message, StreamChunk, ToolCall, Usage, coerce_messages, converter

@@ -63,6 +63,7 @@ and every place that does not fit is named in the :class:`StructuredOutputError`
 from __future__ import annotations
 
 import collections.abc
+import contextlib
 import dataclasses
 import datetime
 import enum
@@ -242,6 +243,8 @@ def _text_of(item: Any) -> str | None:
 
 
 def _json_default(value: Any) -> Any:
+    if value is attrs.NOTHING:  # an Enum member itself
+        return value
     if isinstance(value, enum.Enum):
         value = value.value
     return value if value is None or type(value) in _PRIMITIVES else attrs.NOTHING
@@ -347,7 +350,7 @@ class _Builder:
             try:
                 prop = self.schema(field.type)
             except InvalidRequestError as exc:
-                where = f"{owner}.{field.name}" if owner else field.name
+                where = f"{owner}.{field.name}" if owner else f"property {field.name!r}"
                 raise InvalidRequestError(f"{where}: {exc.message}") from None
             if field.description:
                 prop = {**prop, "description": field.description}
@@ -560,7 +563,7 @@ def object_schema(
         return schema
     strict_schema, blockers = _strict(schema)
     if blockers:
-        raise InvalidRequestError(f"these fields cannot be described in strict mode: {'; '.join(blockers)}")
+        raise InvalidRequestError(f"cannot be described in strict mode: {'; '.join(blockers)}")
     return strict_schema
 
 
@@ -646,40 +649,41 @@ class _Conformer:
     """Checks a decoded JSON value against a schema document and drops the ``null`` of each
     optional property that does not take ``null`` (strict mode's way of saying "absent").
 
-    Inside defs pydantic validates (``lax``) only the dropping is done: pydantic decides.
+    ``mode`` is "check" (report every misfit), "lax" (inside a pydantic model: only drop the
+    nulls, pydantic decides the rest) or "choose" (picking an ``anyOf`` option: check pydantic
+    models too, so the option that really fits wins).
     """
 
     def __init__(self, root: Mapping[str, Any], lax_defs: frozenset[str]) -> None:
         self.defs: Mapping[str, Any] = root.get("$defs", {})
         self.lax_defs = lax_defs
 
-    def conform(self, value: Any, schema: Mapping[str, Any], path: str, lax: bool, problems: list[str]) -> Any:
+    def conform(self, value: Any, schema: Mapping[str, Any], path: str, mode: str, problems: list[str]) -> Any:
         ref = schema.get("$ref")
         if isinstance(ref, str):
             name = ref.removeprefix("#/$defs/")
-            target = self.defs.get(name)
-            if target is not None:
-                value = self.conform(value, target, path, lax or name in self.lax_defs, problems)
-            if schema.keys() <= {"$ref", "description", "title"}:
-                return value
+            inner = "lax" if mode == "check" and name in self.lax_defs else mode
+            value = self.conform(value, self.defs.get(name, {}), path, inner, problems)
         options = schema.get("anyOf", schema.get("oneOf"))
         if isinstance(options, list):
-            for option in options:
-                trial: list[str] = []
-                fitted = self.conform(value, option, path, lax, trial)
-                if not trial:
-                    return fitted
+            # First the option that fits on every count, then one pydantic may still accept.
+            for trial_mode in ("choose", mode) if mode != "choose" else ("choose",):
+                for option in options:
+                    trial: list[str] = []
+                    fitted = self.conform(value, option, path, trial_mode, trial)
+                    if not trial:
+                        return fitted
             problems.append(f"{path}: {_show(value)} matches none of the allowed types")
             return value
         for part in schema.get("allOf", ()):
-            value = self.conform(value, part, path, lax, problems)
-        if not lax and not self._fits_kind(value, schema, path, problems):
+            value = self.conform(value, part, path, mode, problems)
+        if mode != "lax" and not self._fits_kind(value, schema, path, problems):
             return value
         if isinstance(value, dict):
-            return self._object(value, schema, path, lax, problems)
+            return self._object(value, schema, path, mode, problems)
         items = schema.get("items")
         if isinstance(value, list) and isinstance(items, dict):
-            return [self.conform(item, items, f"{path}[{index}]", lax, problems) for index, item in enumerate(value)]
+            return [self.conform(item, items, f"{path}[{index}]", mode, problems) for index, item in enumerate(value)]
         return value
 
     def _fits_kind(self, value: Any, schema: Mapping[str, Any], path: str, problems: list[str]) -> bool:
@@ -692,13 +696,13 @@ class _Conformer:
         if "enum" in schema and not any(_same(value, item) for item in schema["enum"]):
             problems.append(f"{path}: expected one of {_show(schema['enum'])}, got {_show(value)}")
             return False
-        if "const" in schema and not _same(value, schema["const"]):
+        if "const" in schema and not _same(value, schema["const"]):  # pydantic's Literal of one value
             problems.append(f"{path}: expected {_show(schema['const'])}, got {_show(value)}")
             return False
         return True
 
     def _object(
-        self, value: dict[str, Any], schema: Mapping[str, Any], path: str, lax: bool, problems: list[str]
+        self, value: dict[str, Any], schema: Mapping[str, Any], path: str, mode: str, problems: list[str]
     ) -> dict[str, Any]:
         properties: Mapping[str, Any] = schema.get("properties", {})
         required = schema.get("required", ())
@@ -709,12 +713,12 @@ class _Conformer:
             if prop is not None:
                 if item is None and key not in required and not _takes_null(prop, self.defs):
                     continue  # strict mode's null for an optional field: use the default
-                fitted[key] = self.conform(item, prop, f"{path}.{key}", lax, problems)
+                fitted[key] = self.conform(item, prop, f"{path}.{key}", mode, problems)
             elif isinstance(extra, dict):
-                fitted[key] = self.conform(item, extra, f"{path}.{key}", lax, problems)
+                fitted[key] = self.conform(item, extra, f"{path}.{key}", mode, problems)
             else:
                 fitted[key] = item  # unknown keys: ignored by the classes, seen by pydantic
-        if not lax:
+        if mode != "lax":
             problems.extend(f"{path}: missing key {key!r}" for key in required if key not in fitted)
         return fitted
 
@@ -722,8 +726,8 @@ class _Conformer:
 def _conform(value: Any, tp: Any) -> tuple[Any, list[str]]:
     schema, lax_defs = _document(tp)
     problems: list[str] = []
-    conformer = _Conformer(schema, lax_defs)
-    return conformer.conform(value, schema, "$", _is_pydantic_model(tp), problems), problems
+    mode = "lax" if _is_pydantic_model(tp) else "check"
+    return _Conformer(schema, lax_defs).conform(value, schema, "$", mode, problems), problems
 
 
 def _join(problems: list[str]) -> str:
@@ -780,16 +784,11 @@ def _structure_union(value: Any, tp: Any) -> Any:
     members = get_args(tp)
     if value is None and type(None) in members:
         return None
-    failure: Exception | None = None
-    for member in members:
-        if member is not type(None) and _fits(value, member):
-            try:
-                return _converter.structure(value, member)
-            except Exception as exc:
-                failure = failure or exc
-    if failure is not None:
-        raise failure
-    raise ValueError(f"{_show(value)} fits none of {tp!r}")
+    fitting = [member for member in members if member is not type(None) and _fits(value, member)]
+    for member in fitting[:-1]:
+        with contextlib.suppress(Exception):
+            return _converter.structure(value, member)
+    return _converter.structure(value, fitting[-1])  # the schema check ran already: one fits
 
 
 def _structure_typeddict(value: Any, tp: Any) -> dict[str, Any]:
@@ -865,7 +864,7 @@ def structure_fields(value: Mapping[str, Any], fields: Sequence[FieldSpec]) -> d
     builder = _Builder()
     schema = builder.document(builder.record(fields, None))
     problems: list[str] = []
-    fitted = _Conformer(schema, frozenset(builder.lax)).conform(dict(value), schema, "$", False, problems)
+    fitted = _Conformer(schema, frozenset(builder.lax)).conform(dict(value), schema, "$", "check", problems)
     built: dict[str, Any] = {}
     for field in fields:
         if not problems and field.name in fitted:

@@ -175,10 +175,11 @@ def tool_schema(
         raise InvalidRequestError(f"tool name {name!r} must be 1-64 letters, digits, '_' or '-'")
     name = name or _name_of(fn)
     summary, _ = parse_docstring(inspect.getdoc(fn))
+    fields = _parameters(fn, name)
     try:
-        parameters = object_schema(_parameters(fn, name), strict=strict)
+        parameters = object_schema(fields, strict=strict)
     except InvalidRequestError as exc:
-        raise InvalidRequestError(f"tool {name!r}, parameter {exc.message}") from None
+        raise InvalidRequestError(f"tool {name!r}: {exc.message}") from None
     function: dict[str, Any] = {"name": name}
     if description or summary:
         function["description"] = description or summary

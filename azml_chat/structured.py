@@ -67,11 +67,12 @@ import contextlib
 import dataclasses
 import datetime
 import enum
+import functools
 import re
 import types
 import typing
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any, Literal, NotRequired, Required, TypeVar, Union, get_args, get_origin, overload
 
 import attrs
@@ -181,6 +182,7 @@ def _unqualify(hint: Any) -> tuple[Any, bool | None]:
     return (Annotated[(hint, *extras)] if extras else hint), required
 
 
+@functools.lru_cache(maxsize=256)
 def _typeddict_keys(tp: Any) -> dict[str, tuple[Any, bool]]:
     keys: dict[str, tuple[Any, bool]] = {}
     required_keys: frozenset[str] = getattr(tp, "__required_keys__", frozenset())
@@ -459,11 +461,75 @@ def _takes_null(schema: Mapping[str, Any], defs: Mapping[str, Any], depth: int =
     return target is not None and depth < 20 and _takes_null(target, defs, depth + 1)
 
 
-def _document(tp: Any) -> tuple[dict[str, Any], frozenset[str]]:
-    """The non-strict schema document of ``tp`` and the names of its pydantic-validated defs."""
+@attrs.frozen
+class _Document:
+    """A schema document, built once per type and shared (so never handed out uncopied)."""
+
+    schema: dict[str, Any]  # non-strict
+    lax_defs: frozenset[str]  # the defs pydantic validates
+    strict: dict[str, Any]  # the strict-mode rewrite, usable when blockers is empty
+    blockers: tuple[str, ...]  # why strict mode cannot express the schema
+
+    @classmethod
+    def of(cls, builder: _Builder, schema: dict[str, Any]) -> _Document:
+        schema = builder.document(schema)
+        strict, blockers = _strict(schema)
+        return cls(schema, frozenset(builder.lax), strict, tuple(blockers))
+
+
+def _cached(build: Callable[[Any], _Document]) -> Callable[[Any], _Document]:
+    """``build`` remembering its last 256 answers (by key; an unhashable key is built each time):
+    a reply is read many times as one type, and pydantic's schema costs a millisecond."""
+    remembered = functools.lru_cache(maxsize=256)(build)
+
+    def lookup(key: Any) -> _Document:
+        try:
+            hash(key)
+        except TypeError:
+            return build(key)
+        return remembered(key)
+
+    return lookup
+
+
+@_cached
+def _document(tp: Any) -> _Document:
+    """The schema document of a type."""
     builder = _Builder()
-    schema = builder.document(builder.schema(tp))
-    return schema, frozenset(builder.lax)
+    return _Document.of(builder, builder.schema(tp))
+
+
+@_cached
+def _fields_document(fields: tuple[FieldSpec, ...]) -> _Document:
+    """The schema document of an object with these fields."""
+    builder = _Builder()
+    return _Document.of(builder, builder.record(fields, None))
+
+
+@_cached
+def _response_document(tp: Any) -> _Document:
+    """The schema document of a response format for ``tp``: an object, wrapping if need be."""
+    schema = _document(tp).schema
+    if _is_object(schema):
+        return _document(tp)
+    defs = schema.get("$defs")
+    wrapper = {
+        "type": "object",
+        "properties": {RESPONSE_KEY: {key: value for key, value in schema.items() if key != "$defs"}},
+        "required": [RESPONSE_KEY],
+        "additionalProperties": False,
+    }
+    strict, blockers = _strict({**wrapper, "$defs": defs} if defs else wrapper)
+    return _Document({**wrapper, "$defs": defs} if defs else wrapper, _document(tp).lax_defs, strict, tuple(blockers))
+
+
+def _copy(node: Any) -> Any:
+    """A deep copy of JSON data (a schema handed to a caller, who may change it)."""
+    if isinstance(node, dict):
+        return {key: _copy(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_copy(item) for item in node]
+    return node
 
 
 def _strict(schema: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
@@ -539,13 +605,12 @@ def json_schema(tp: Any, *, strict: bool = False) -> dict[str, Any]:
     cannot describe, or, with ``strict``, one strict mode cannot express (``dict[str, X]``,
     ``Any``), naming where.
     """
-    schema, _ = _document(tp)
-    if not strict:
-        return schema
-    strict_schema, blockers = _strict(schema)
-    if blockers:
-        raise InvalidRequestError(f"{_type_name(tp)} cannot be described in strict mode: {'; '.join(blockers)}")
-    return strict_schema
+    document = _document(tp)
+    if strict and document.blockers:
+        raise InvalidRequestError(
+            f"{_type_name(tp)} cannot be described in strict mode: {'; '.join(document.blockers)}"
+        )
+    return _copy(document.strict if strict else document.schema)  # type: ignore[no-any-return]
 
 
 def object_schema(
@@ -557,14 +622,13 @@ def object_schema(
     Raises :class:`InvalidRequestError` naming the field whose type cannot be described, or,
     with ``strict``, what strict mode cannot express.
     """
-    builder = _Builder()
-    schema = builder.document(builder.record(fields, description))
-    if not strict:
-        return schema
-    strict_schema, blockers = _strict(schema)
-    if blockers:
-        raise InvalidRequestError(f"cannot be described in strict mode: {'; '.join(blockers)}")
-    return strict_schema
+    document = _fields_document(tuple(fields))
+    if strict and document.blockers:
+        raise InvalidRequestError(f"cannot be described in strict mode: {'; '.join(document.blockers)}")
+    schema: dict[str, Any] = _copy(document.strict if strict else document.schema)
+    if description:
+        schema["description"] = description
+    return schema
 
 
 def _is_object(schema: Mapping[str, Any]) -> bool:
@@ -585,27 +649,13 @@ def response_format_for(tp: Any, *, name: str | None = None, strict: bool | None
         name = tp.__name__ if isinstance(tp, type) and _NAME.fullmatch(tp.__name__) else RESPONSE_KEY
     elif not _NAME.fullmatch(name):
         raise InvalidRequestError(f"schema name {name!r} must be 1-64 letters, digits, '_' or '-'")
-    schema, _ = _document(tp)
-    if not _is_object(schema):
-        defs = schema.pop("$defs", None)
-        schema = {
-            "type": "object",
-            "properties": {RESPONSE_KEY: schema},
-            "required": [RESPONSE_KEY],
-            "additionalProperties": False,
-        }
-        if defs:
-            schema["$defs"] = defs
-    if strict is not False:
-        strict_schema, blockers = _strict(schema)
-        if not blockers:
-            schema, strict = strict_schema, True
-        elif strict:
-            raise InvalidRequestError(
-                f"{_type_name(tp)} cannot be described in strict mode: {'; '.join(blockers)} (use strict=False)"
-            )
-        else:
-            strict = False
+    document = _response_document(tp)
+    if strict and document.blockers:
+        raise InvalidRequestError(
+            f"{_type_name(tp)} cannot be described in strict mode: {'; '.join(document.blockers)} (use strict=False)"
+        )
+    strict = strict is not False and not document.blockers
+    schema = _copy(document.strict if strict else document.schema)
     return {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": strict}}
 
 
@@ -724,10 +774,10 @@ class _Conformer:
 
 
 def _conform(value: Any, tp: Any) -> tuple[Any, list[str]]:
-    schema, lax_defs = _document(tp)
+    document = _document(tp)
     problems: list[str] = []
     mode = "lax" if _is_pydantic_model(tp) else "check"
-    return _Conformer(schema, lax_defs).conform(value, schema, "$", mode, problems), problems
+    return _Conformer(document.schema, document.lax_defs).conform(value, document.schema, "$", mode, problems), problems
 
 
 def _join(problems: list[str]) -> str:
@@ -847,7 +897,7 @@ def structure_value(value: Any, tp: Any) -> Any:
 
     Raises :class:`StructuredOutputError` naming each place that does not fit.
     """
-    json_schema(tp)  # an unsupported type is the caller's mistake, not the value's
+    _document(tp)  # an unsupported type is the caller's mistake, not the value's
     try:
         return _fit(value, tp)
     except ValueError as exc:
@@ -861,10 +911,10 @@ def structure_fields(value: Mapping[str, Any], fields: Sequence[FieldSpec]) -> d
 
     Raises :class:`StructuredOutputError` naming each place that does not fit.
     """
-    builder = _Builder()
-    schema = builder.document(builder.record(fields, None))
+    document = _fields_document(tuple(fields))
     problems: list[str] = []
-    fitted = _Conformer(schema, frozenset(builder.lax)).conform(dict(value), schema, "$", "check", problems)
+    conformer = _Conformer(document.schema, document.lax_defs)
+    fitted = conformer.conform(dict(value), document.schema, "$", "check", problems)
     built: dict[str, Any] = {}
     for field in fields:
         if not problems and field.name in fitted:
@@ -897,7 +947,7 @@ def parse_structured(reply: ChatResponse | str, tp: Any) -> Any:
         text, request_id, finish = reply, None, None
     else:
         raise InvalidRequestError(f"parse_structured() takes a ChatResponse or a string, not {type(reply).__name__}")
-    schema = json_schema(tp)  # an unsupported type is the caller's mistake, not the reply's
+    schema = _document(tp).schema  # an unsupported type is the caller's mistake, not the reply's
     cut = " (the reply was cut off: finish_reason is 'length', raise max_tokens)" if finish == "length" else ""
     body = text.strip()
     fenced = _FENCE.match(body)

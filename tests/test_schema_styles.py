@@ -193,6 +193,7 @@ def test_typeddict_building_failures_name_the_key() -> None:
         (int | str, {"anyOf": [{"type": "integer"}, {"type": "string"}]}),
         (list[int] | None, {"type": ["array", "null"], "items": {"type": "integer"}}),
         (Annotated[int, "how many"], {"type": "integer", "description": "how many"}),
+        (Annotated[int, {"unhashable": []}], {"type": "integer"}),  # built, not cached
         (UserId, {"type": "integer"}),
         (datetime.datetime, {"type": "string", "format": "date-time"}),
         (uuid.UUID, {"type": "string", "format": "uuid"}),
@@ -596,3 +597,13 @@ def test_recursive_pydantic_model() -> None:
     assert parse_structured('{"name": "a", "next": {"name": "b", "next": null}}', Chain) == Chain(
         name="a", next=Chain(name="b")
     )
+
+
+def test_schemas_handed_out_are_the_callers_to_change() -> None:
+    # Documents are built once per type and shared: every caller gets its own copy.
+    json_schema(Task)["properties"].clear()
+    response_format_for(list[Task])["json_schema"]["schema"]["properties"].clear()
+    object_schema([FieldSpec("a", Task)])["properties"].clear()
+    assert list(json_schema(Task)["properties"]) == ["title", "priority", "tags", "estimate"]
+    assert list(response_format_for(list[Task])["json_schema"]["schema"]["properties"]) == [RESPONSE_KEY]
+    assert list(object_schema([FieldSpec("a", Task)])["properties"]) == ["a"]

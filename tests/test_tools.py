@@ -549,3 +549,26 @@ def test_tool_round_trip_with_every_style(mode: str) -> None:
     assert first["tools"] == [tool_schema(plan, strict=True)]
     assert second["tools"] == [tool_schema(plan)]
     assert json.loads(second["messages"][-1]["content"]) == PLAN_RESULT
+
+
+class Lookup:
+    """Look a word up."""
+
+    __name__ = "lookup"
+
+    def __call__(self, word: str, limit: int = 3) -> str:
+        return f"{word}:{limit}"
+
+
+def test_callable_objects_and_string_results() -> None:
+    lookup = Lookup()
+    assert tool_schema(lookup)["function"]["parameters"]["properties"] == {
+        "word": {"type": "string"},
+        "limit": {"type": "integer", "default": 3},
+    }
+    reply = reply_with(ToolCall("c1", "lookup", '{"word": "kettle", "limit": null}'))
+    assert execute_tool_calls(reply, {"lookup": lookup}) == [Message.tool("kettle:3", "c1")]
+    with pytest.raises(InvalidRequestError, match="a list of functions or a dict"):
+        execute_tool_calls(reply, "lookup")  # type: ignore[arg-type]
+    with pytest.raises(InvalidRequestError, match="cannot read the parameters of tool 'int'"):
+        tool_schema(int)

@@ -151,7 +151,8 @@ class FieldSpec:
     name: str
     type: Any
     required: bool = True
-    default: Any = attrs.field(factory=lambda: attrs.NOTHING)  # NOTHING: no default (a plain default means "required")
+    # attrs.NOTHING as a plain default would make the field mandatory, hence the factory.
+    default: Any = attrs.field(factory=lambda: attrs.NOTHING)
     description: str | None = None
 
 
@@ -245,7 +246,7 @@ def _text_of(item: Any) -> str | None:
 
 
 def _json_default(value: Any) -> Any:
-    if value is attrs.NOTHING:  # an Enum member itself
+    if value is attrs.NOTHING:  # no default (and itself an Enum member, so checked first)
         return value
     if isinstance(value, enum.Enum):
         value = value.value

@@ -1,5 +1,6 @@
 """azml-chat: a fast, async-first, typed client for chat models on Azure Machine Learning
-online endpoints (dedicated ``/score``) and Azure AI serverless endpoints (chat completions).
+online endpoints (dedicated ``/score`` and vLLM routes), serverless endpoints, Azure AI
+Foundry and Azure OpenAI (``/models/chat/completions``, ``/openai/v1/...``).
 
     from azml_chat import AsyncChatClient
 
@@ -156,11 +157,13 @@ Clients
         ``chat()``, ``stream()``, ``chat_structured()``, ``model_info()``; ``from_env()``
     AsyncChatStream, ChatStream
         what ``stream()`` returns: iterate for StreamChunk pieces, then ``get_final_response()``
+    ClientOptions, ChatParams
+        the keyword arguments of the constructors and of ``chat()``/``stream()``, typed
     RetryPolicy, ModelInfo, DEFAULT_API_VERSION
 
 Messages and replies
     Message, TextPart, ImagePart, ToolCall, ToolCallDelta
-    ChatResponse, StreamChunk, Usage
+    ChatResponse, Choice, TokenLogprob, TopLogprob, RateLimit, StreamChunk, Usage
 
 Tools and structured output (attrs classes, dataclasses, TypedDicts, pydantic models, typing)
     tool_schema, tools_to_wire, execute_tool_calls, aexecute_tool_calls
@@ -172,7 +175,7 @@ Formatters (the request and reply shapes of dedicated /score containers)
     get_formatter, register_formatter, available_formatters, family_for_model
 
 Errors (every one an AzureMLChatError)
-    ConfigurationError, InvalidRequestError, APIConnectionError, APITimeoutError,
+    ConfigurationError, InvalidRequestError, ClientClosedError, APIConnectionError, APITimeoutError,
     APIStatusError, BadRequestError, AuthenticationError, PermissionDeniedError,
     NotFoundError, RateLimitError, ServerError, ModelError, ResponseFormatError,
     StructuredOutputError, StreamError

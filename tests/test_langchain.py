@@ -403,7 +403,7 @@ async def test_async_calls_use_no_threads_and_no_sync_client(endpoint: LocalEndp
     assert [chunk.content async for chunk in chat.astream("x y")] == ["x ", "y", ""]
     replies = await chat.abatch(["a", "b", "c"])
     assert [reply.content for reply in replies] == ["a", "b", "c"]
-    assert chat._client is None
+    assert chat._clients.sync is None
     await chat.aclose()
 
 
@@ -417,9 +417,9 @@ def test_async_client_follows_the_event_loop(endpoint: LocalEndpoint) -> None:
 async def test_async_client_is_reused_within_a_loop(endpoint: LocalEndpoint) -> None:
     chat = serverless_model(endpoint)
     await chat.ainvoke("a")
-    client = chat._aclient
+    client = await chat._async_client()
     await chat.ainvoke("b")
-    assert chat._aclient is client
+    assert await chat._async_client() is client
     assert endpoint.total_connections == 1
     await chat.aclose()
 
@@ -427,11 +427,11 @@ async def test_async_client_is_reused_within_a_loop(endpoint: LocalEndpoint) -> 
 def test_batch_shares_one_sync_client(endpoint: LocalEndpoint) -> None:
     chat = serverless_model(endpoint)
     assert [reply.content for reply in chat.batch(["a", "b", "c"])] == ["a", "b", "c"]
-    client = chat._client
+    client = chat._clients.sync
     chat.invoke("d")
-    assert chat._client is client
+    assert chat._clients.sync is client
     chat.close()
-    assert chat._client is None
+    assert chat._clients.sync is None
     assert chat.invoke("e").content == "e"  # a closed model opens a new pool
 
 

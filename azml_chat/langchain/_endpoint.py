@@ -261,7 +261,16 @@ class AzureMLBaseEndpoint(BaseModel):
         if settings is None:
             if not self.endpoint_url:
                 raise ConfigurationError("no endpoint URL: pass endpoint_url=... or set AZUREML_ENDPOINT_URL")
-            endpoint = parse_endpoint(self.endpoint_url, self.endpoint_api_type, self.api_version)
+            try:
+                endpoint = parse_endpoint(self.endpoint_url, self.endpoint_api_type, self.api_version)
+            except ConfigurationError:
+                if self._takes_prompts and self.endpoint_url.partition("?")[0].rstrip("/").endswith("/completions"):
+                    raise ConfigurationError(
+                        f"endpoint_url {self.endpoint_url!r} is a text-completions route, which azml_chat does not "
+                        "call: use the deployment's chat-completions URL (.../v1/chat/completions); the prompt is "
+                        "sent as one user message"
+                    ) from None
+                raise
             api_type = self.endpoint_api_type or AzureMLEndpointApiType(endpoint.api_type)
             plan = plan_formatter(self.content_formatter, endpoint, api_type, prompts=self._takes_prompts)
             settings = self._clients.settings = Settings(endpoint, api_type, plan)

@@ -836,3 +836,77 @@ def test_every_public_name_of_the_community_modules_exists() -> None:
     missing = [name for names in community.values() for name in names if not hasattr(ours, name)]
     assert missing == []
     assert set(ours.__all__) >= {name for names in community.values() for name in names}
+
+
+@pytest.mark.asyncio
+async def test_own_formatter_streams_one_piece_asynchronously(dedicated: LocalEndpoint) -> None:
+    chat = dedicated_model(dedicated, content_formatter=RecordingFormatter())
+    recorder = TokenRecorder()
+    chunks = [chunk async for chunk in chat.astream("async piece", config={"callbacks": [recorder]})]
+    assert [chunk.content for chunk in chunks] == ["async piece", ""]
+    assert recorder.tokens == ["async piece", ""]
+    assert (await chat.ainvoke("async whole")).additional_kwargs == {"via": "own formatter"}
+    await chat.aclose()
+
+
+def test_own_formatter_mistakes_are_typed_and_nothing_is_sent(dedicated: LocalEndpoint) -> None:
+    class MissingKey(RecordingFormatter):
+        def format_messages_request_payload(self, messages: Any, model_kwargs: Any, api_type: Any) -> str:
+            return json.dumps({"temperature": model_kwargs["temperature"]})
+
+    with pytest.raises(InvalidRequestError, match=r"MissingKey\.format_messages_request_payload failed.*KeyError"):
+        dedicated_model(dedicated, content_formatter=MissingKey()).invoke("x")
+    assert dedicated.requests == []
+
+    class MessageReply(RecordingFormatter):
+        def format_response_payload(self, output: bytes, api_type: Any) -> Any:
+            return AIMessage(content=json.loads(output)["output"] + "!")
+
+    assert dedicated_model(dedicated, content_formatter=MessageReply()).invoke("a message").content == "a message!"
+
+    class NumberReply(RecordingFormatter):
+        def format_response_payload(self, output: bytes, api_type: Any) -> Any:
+            return 42
+
+    with pytest.raises(ResponseFormatError, match="returned int"):
+        dedicated_model(dedicated, content_formatter=NumberReply()).invoke("x")
+
+    class Xml(RecordingFormatter):
+        content_type = "application/xml"
+
+    with pytest.raises(ConfigurationError, match="application/json"):
+        dedicated_model(dedicated, content_formatter=Xml())
+
+
+def test_own_formatter_on_serverless_sends_extras_through_the_gateway(endpoint: LocalEndpoint) -> None:
+    class OpenAIBody(RecordingFormatter):
+        def format_messages_request_payload(self, messages: Any, model_kwargs: Any, api_type: Any) -> str:
+            chat = [{"role": "user", "content": message.content} for message in messages]
+            return json.dumps({"messages": chat, **model_kwargs})
+
+        def format_response_payload(self, output: bytes, api_type: Any) -> ChatGeneration:
+            return ChatGeneration(message=AIMessage(content=json.loads(output)["choices"][0]["message"]["content"]))
+
+    chat = serverless_model(endpoint, content_formatter=OpenAIBody(), model="ignored-by-own-formatter")
+    assert chat.invoke("own body", top_k=2).content == "own body"
+    assert last_body(endpoint) == {"messages": [{"role": "user", "content": "own body"}], "top_k": 2}
+    assert endpoint.requests[-1].headers["extra-parameters"] == "pass-through"
+
+
+def test_azml_chat_formatters_are_accepted(dedicated: LocalEndpoint) -> None:
+    from azml_chat import PhiChatFormatter
+
+    assert dedicated_model(dedicated, content_formatter=PhiChatFormatter()).invoke("phi").content == "phi"
+    assert dedicated_model(dedicated, content_formatter="mistral").invoke("by name").content == "by name"
+
+
+def test_bad_structured_output_and_tool_choice_arguments(endpoint: LocalEndpoint) -> None:
+    chat = serverless_model(endpoint)
+    with pytest.raises(InvalidRequestError, match="unsupported arguments"):
+        chat.with_structured_output(Person, tools=[])
+    with pytest.raises(InvalidRequestError, match="method must be"):
+        chat.with_structured_output(Person, method="xml")  # type: ignore[arg-type]
+    with pytest.raises(InvalidRequestError, match="tool_choice must be"):
+        chat.bind_tools([get_weather], tool_choice=3)  # type: ignore[arg-type]
+    chat.bind_tools([get_weather], parallel_tool_calls=False).invoke("x")
+    assert last_body(endpoint)["parallel_tool_calls"] is False

@@ -43,8 +43,8 @@ class Settings(NamedTuple):
 
     @property
     def chat_route(self) -> bool:
-        """Whether the URL is a chat-completions route (OpenAI body, streaming)."""
-        return self.endpoint.route == "chat"
+        """Whether the URL is a chat-completions route (OpenAI body, streaming), not ``/score``."""
+        return self.endpoint.route != "score"
 
 
 class ClientArgs(TypedDict):
@@ -89,9 +89,6 @@ class Clients:
         self.sync: ChatClient | None = None
         self.by_loop: dict[object, tuple[AsyncChatClient, AsyncGenerator[None, None]]] = {}
         self.finalizer: weakref.finalize[Any, Any] | None = None
-
-    def __copy__(self) -> Clients:
-        return Clients()
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Clients:
         return Clients()
@@ -271,7 +268,11 @@ class AzureMLBaseEndpoint(BaseModel):
                         "sent as one user message"
                     ) from None
                 raise
-            api_type = self.endpoint_api_type or AzureMLEndpointApiType(endpoint.api_type)
+            api_type = self.endpoint_api_type or (
+                AzureMLEndpointApiType.dedicated
+                if endpoint.api_type == "dedicated"
+                else AzureMLEndpointApiType.serverless
+            )
             plan = plan_formatter(self.content_formatter, endpoint, api_type, prompts=self._takes_prompts)
             settings = self._clients.settings = Settings(endpoint, api_type, plan)
         return settings
@@ -332,7 +333,7 @@ class AzureMLBaseEndpoint(BaseModel):
             api_type=settings.endpoint.api_type,
             deployment_name=self.deployment_name or None,
             formatter=settings.plan.client_formatter,
-            model=self.model_name,
+            model=None if settings.plan.legacy else self.model_name,  # the content formatter writes the body
             model_kwargs=self._default_params(),
             timeout=self.timeout,
             max_retries=self.max_retries,
@@ -390,7 +391,7 @@ class AzureMLEndpointClient:
             api_key=endpoint_api_key,
             deployment_name=deployment_name or None,
             formatter=plan_formatter(
-                _RawReply(), endpoint, AzureMLEndpointApiType(endpoint.api_type), prompts=True
+                _RawReply(), endpoint, AzureMLEndpointApiType.dedicated, prompts=True
             ).client_formatter,
             timeout=timeout,
         )

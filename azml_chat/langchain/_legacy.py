@@ -23,7 +23,7 @@ import inspect
 import json
 import warnings
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import attrs
 from langchain_core._api import LangChainDeprecationWarning
@@ -469,6 +469,12 @@ class _PreformattedBody(ChatFormatter):
         return f"{type(self).__name__}({type(self.legacy).__name__})"
 
 
+class _PreformattedChatBody(_PreformattedBody):
+    """:class:`_PreformattedBody` on a chat-completions route (the body dialect the client checks)."""
+
+    dialect: ClassVar[Literal["score", "chat-completions"]] = "chat-completions"
+
+
 def preformatted(body: str) -> list[Message]:
     """The messages argument that carries a pre-built request body to :class:`_PreformattedBody`."""
     return [Message("user", body)]
@@ -510,7 +516,7 @@ def plan_formatter(spec: Any, endpoint: Endpoint, api_type: AzureMLEndpointApiTy
     ``None``. ``prompts`` says the caller is the LLM class (one prompt per call) rather than
     the chat model.
     """
-    chat_route = endpoint.route == "chat"
+    chat_route = endpoint.route != "score"
     if spec is None and prompts:
         spec = CustomOpenAIContentFormatter()
     if spec is None:
@@ -546,7 +552,8 @@ def plan_formatter(spec: Any, endpoint: Endpoint, api_type: AzureMLEndpointApiTy
             f"content_formatter {type(formatter).__name__} formats requests for {model}: the chat model "
             "needs format_messages_request_payload, e.g. CustomOpenAIChatContentFormatter"
         )
-    return FormatterPlan(_PreformattedBody(formatter, api_type, chat_route), formatter)
+    body_formatter = _PreformattedChatBody if chat_route else _PreformattedBody
+    return FormatterPlan(body_formatter(formatter, api_type, chat_route), formatter)
 
 
 def build_body(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import runpy
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -549,3 +550,10 @@ def test_chat_input_becomes_one_prompt(endpoint: LocalEndpoint) -> None:
     llm = llm_for(endpoint, endpoint.chat_url)
     assert llm.invoke([HumanMessage("from a message")]) == "Human: from a message"
     assert asyncio.run(llm.ainvoke("in a fresh loop")) == "in a fresh loop"
+
+
+def test_example_script_runs(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    root = Path(__file__).resolve().parent.parent
+    monkeypatch.syspath_prepend(str(root / "examples"))  # as `python examples/langchain_llm.py` would
+    runpy.run_path(str(root / "examples" / "langchain_llm.py"), run_name="__main__")
+    assert capsys.readouterr().out.splitlines() == [SONG, SONG, "Write me a haiku about tea:"]

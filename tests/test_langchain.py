@@ -703,7 +703,7 @@ def test_oldest_docs_example_with_the_llama_content_formatter_class(dedicated: L
 
 
 def test_text_prompt_formatters_are_refused_by_the_chat_model(dedicated: LocalEndpoint) -> None:
-    with pytest.raises(ConfigurationError, match=r"GPT2ContentFormatter formats requests for AzureMLOnlineEndpoint"):
+    with pytest.raises(ConfigurationError, match="GPT2ContentFormatter formats text prompts for AzureMLOnlineEndpoint"):
         dedicated_model(dedicated, content_formatter=GPT2ContentFormatter())
 
 

@@ -516,7 +516,7 @@ def test_empty_formatter_is_refused() -> None:
         def format_response_payload(self, output: bytes, api_type: Any = None) -> Any:
             return ""
 
-    with pytest.raises(ConfigurationError, match="formats requests for neither model"):
+    with pytest.raises(ConfigurationError, match="implements neither format_request_payload"):
         AzureMLOnlineEndpoint(endpoint_url="https://x.eastus.inference.ml.azure.com/score", content_formatter=Nothing())
 
 

@@ -439,10 +439,9 @@ class _PreformattedBody(ChatFormatter):
 
     name: ClassVar[str] = "langchain-content-formatter"
 
-    def __init__(self, legacy: ContentFormatterBase, api_type: AzureMLEndpointApiType, chat_route: bool) -> None:
+    def __init__(self, legacy: ContentFormatterBase, api_type: AzureMLEndpointApiType) -> None:
         self.legacy = legacy
         self.api_type = api_type
-        self.chat_route = chat_route
 
     def format_request(self, messages: tuple[Message, ...], params: Mapping[str, Any]) -> Any:
         return json.loads(messages[0].text)
@@ -461,10 +460,6 @@ class _PreformattedBody(ChatFormatter):
         text = text_of(result.message.content) if isinstance(result, ChatGeneration) else result.text
         return LegacyReply(Message("assistant", text), finish_reason=info.get("finish_reason"), generation=result)
 
-    def request_headers(self, body: Any) -> Mapping[str, str]:
-        # On chat-completions routes, extra body keys need the gateway's pass-through header.
-        return OpenAIChatFormatter().request_headers(body) if self.chat_route else {}
-
     def __repr__(self) -> str:
         return f"{type(self).__name__}({type(self.legacy).__name__})"
 
@@ -473,6 +468,10 @@ class _PreformattedChatBody(_PreformattedBody):
     """:class:`_PreformattedBody` on a chat-completions route (the body dialect the client checks)."""
 
     dialect: ClassVar[Literal["score", "chat-completions"]] = "chat-completions"
+
+    def request_headers(self, body: Any) -> Mapping[str, str]:
+        # Body keys outside the standard set need the gateway's pass-through header.
+        return OpenAIChatFormatter().request_headers(body)
 
 
 def preformatted(body: str) -> list[Message]:
@@ -546,14 +545,19 @@ def plan_formatter(spec: Any, endpoint: Endpoint, api_type: AzureMLEndpointApiTy
         return FormatterPlan(None, None)  # the OpenAI-like scheme, run natively (the chat route streams)
     builds_prompts = _implements(formatter, "format_request_payload")
     builds_chats = _implements(formatter, "format_messages_request_payload")
-    if not (builds_chats or (prompts and builds_prompts)):
-        model = "AzureMLOnlineEndpoint (the LLM class)" if builds_prompts else "neither model"
+    name = type(formatter).__name__
+    if not (builds_prompts or builds_chats):
         raise ConfigurationError(
-            f"content_formatter {type(formatter).__name__} formats requests for {model}: the chat model "
-            "needs format_messages_request_payload, e.g. CustomOpenAIChatContentFormatter"
+            f"content_formatter {name} implements neither format_request_payload (for AzureMLOnlineEndpoint) "
+            "nor format_messages_request_payload (for AzureMLChatOnlineEndpoint)"
+        )
+    if not (prompts or builds_chats):
+        raise ConfigurationError(
+            f"content_formatter {name} formats text prompts for AzureMLOnlineEndpoint (the LLM class); the chat "
+            "model needs format_messages_request_payload, e.g. CustomOpenAIChatContentFormatter"
         )
     body_formatter = _PreformattedChatBody if chat_route else _PreformattedBody
-    return FormatterPlan(body_formatter(formatter, api_type, chat_route), formatter)
+    return FormatterPlan(body_formatter(formatter, api_type), formatter)
 
 
 def build_body(

@@ -1,161 +1,122 @@
-"""The ``azml-chat`` command: chat with an endpoint, or serve the embedded local endpoint.
+"""The ``azml-chat`` command: ask a model, hold a conversation, diagnose an endpoint, serve a
+local imitation of one, or run a batch file.
 
-azml-chat chat "What is Azure ML?"          # AZUREML_* settings, else the embedded endpoint
-azml-chat chat --stream --system "Be brief" "Hello"
-azml-chat serve --kind dedicated --family mistral --port 8080
+    azml-chat chat "What is Azure ML?"          # AZUREML_* settings, else the embedded endpoint
+    cat notes.md | azml-chat chat --system "Summarize"
+    azml-chat chat -i                           # a conversation
+    azml-chat doctor https://my-ep.eastus.inference.ml.azure.com/score
+    azml-chat serve --kind dedicated --family mistral --port 8080
+
+Exit status: 0 ok, 1 a request failed, 2 usage or settings error, 130 interrupted (Ctrl-C).
+One module per subcommand: :mod:`.chat`, :mod:`.doctor`, :mod:`.serve`; ``batch`` lives in
+:mod:`azml_chat.batch.cli`, imported only when that command runs.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
+import importlib
+import importlib.util
+import os
 import sys
-import time
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
 
-from ._version import __version__
-from .client import ChatClient
-from .config import settings_from_env
-from .errors import AzureMLChatError, ConfigurationError
-from .messages import ChatResponse, Message
+from .._version import __version__
+from ..errors import AzureMLChatError, ConfigurationError
+from . import chat, doctor, serve
+from .settings import UsageError
 
-__all__ = ["main"]
+__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
 
-LOCAL_KEY = "local-key"
+EXIT_OK = 0
+EXIT_FAILED = 1  #: a request failed
+EXIT_USAGE = 2  #: bad arguments or settings; nothing was sent
+EXIT_INTERRUPTED = 130  #: Ctrl-C
+
+EPILOG = """\
+examples:
+  azml-chat chat "What is Azure ML?"                      # ask once
+  cat report.txt | azml-chat chat -s "Summarize it"       # pipe a file
+  azml-chat chat -i --save chat.jsonl                     # chat interactively
+  azml-chat doctor https://my-ep.eastus.inference.ml.azure.com/score --api-key "$KEY"
+  azml-chat serve --kind dedicated --port 8080            # a local endpoint for tests
+
+Settings come from AZUREML_ENDPOINT_URL, AZUREML_ENDPOINT_API_KEY, AZUREML_DEPLOYMENT_NAME,
+AZUREML_ENDPOINT_API_TYPE and AZUREML_TIMEOUT, or the flags of each command.
+exit status: 0 ok, 1 a request failed, 2 usage or settings error, 130 interrupted (Ctrl-C)
+"""
+
+_BATCH_CLI = "azml_chat.batch.cli"
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="azml-chat", description="Chat with Azure ML online endpoints.")
+def _batch_available() -> bool:
+    """Whether the batch command is installed (found without importing it)."""
+    try:
+        return importlib.util.find_spec("azml_chat.batch") is not None
+    except ImportError:  # pragma: no cover - a broken install
+        return False
+
+
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The ``azml-chat`` parser; ``batch``'s own arguments are added only when ``argv`` runs it,
+    so that other commands never import the batch machinery."""
+    parser = argparse.ArgumentParser(
+        prog="azml-chat",
+        description="Chat with Azure ML online endpoints, diagnose them, or serve a local imitation.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"azml-chat {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    chat = commands.add_parser("chat", help="send one question and print the reply")
-    chat.add_argument("question", help="the user message")
-    chat.add_argument("--system", help="a system message sent first")
-    chat.add_argument("--stream", action="store_true", help="print the reply as it arrives")
-    chat.add_argument("--json", action="store_true", help="print the whole response as JSON")
-    chat.add_argument("--url", help="endpoint URL (default: $AZUREML_ENDPOINT_URL)")
-    chat.add_argument("--api-key", help="endpoint key (default: $AZUREML_ENDPOINT_API_KEY)")
-    chat.add_argument("--api-type", choices=["dedicated", "serverless", "realtime"], help="endpoint kind")
-    chat.add_argument("--deployment", help="deployment name (default: $AZUREML_DEPLOYMENT_NAME)")
-    chat.add_argument("--formatter", help="model family of a /score endpoint: llama, mistral, phi, ...")
-    chat.add_argument("--temperature", type=float)
-    chat.add_argument("--max-tokens", type=int)
-    chat.add_argument("--timeout", type=float, help="seconds per attempt (default: $AZUREML_TIMEOUT or 50)")
-
-    serve = commands.add_parser("serve", help="run the embedded local endpoint until interrupted")
-    serve.add_argument("--kind", choices=["dedicated", "serverless"], default="serverless")
-    serve.add_argument("--family", default="llama", help="/score body family: llama, mistral, phi, openai, ...")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=0, help="0 picks a free port")
-    serve.add_argument("--api-key", default=LOCAL_KEY, help="key clients must send ('' disables auth)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    subcommands: list[tuple[str, str, Callable[[argparse.ArgumentParser], None], Callable[..., int]]] = [
+        ("chat", "ask once, or hold a conversation with -i", chat.add_arguments, chat.run),
+        ("doctor", "probe an endpoint: route, body, auth, features, latency", doctor.add_arguments, doctor.run),
+        ("serve", "run the embedded local endpoint until interrupted", serve.add_arguments, serve.run),
+    ]
+    for name, summary, add_arguments, run in subcommands:
+        sub = commands.add_parser(name, help=summary)
+        add_arguments(sub)
+        sub.set_defaults(run=run)
+    if _batch_available():
+        sub = commands.add_parser("batch", help="run a JSONL file of requests (resumable)")
+        command = next((arg for arg in argv if not arg.startswith("-")), None)
+        if command == "batch":
+            batch_cli = importlib.import_module(_BATCH_CLI)
+            batch_cli.add_arguments(sub)
+            sub.set_defaults(run=batch_cli.run)
     return parser
 
 
-@contextlib.contextmanager
-def _endpoint_settings(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
-    """Client settings from flags over the environment; the embedded endpoint if there are none."""
-    settings = settings_from_env()
-    for flag, key in (
-        ("url", "endpoint_url"),
-        ("api_key", "api_key"),
-        ("api_type", "api_type"),
-        ("deployment", "deployment_name"),
-        ("formatter", "formatter"),
-        ("timeout", "timeout"),
-    ):
-        value = getattr(args, flag)
-        if value is not None:
-            settings[key] = value
-    if "endpoint_url" in settings:
-        yield settings
-        return
-    from .testing import LocalEndpoint
-
-    with LocalEndpoint(kind="serverless", api_key=LOCAL_KEY) as endpoint:
-        print(
-            f"azml-chat: no AZUREML_ENDPOINT_URL set; using the embedded local endpoint at {endpoint.url}",
-            file=sys.stderr,
-        )
-        yield {**settings, "endpoint_url": endpoint.url, "api_key": LOCAL_KEY}
-
-
-def _response_json(response: ChatResponse) -> str:
-    usage = response.usage
-    return json.dumps(
-        {
-            "content": response.content,
-            "reasoning_content": response.reasoning_content,
-            "tool_calls": [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in response.tool_calls],
-            "finish_reason": response.finish_reason,
-            "model": response.model,
-            "id": response.id,
-            "request_id": response.request_id,
-            "elapsed": response.elapsed,
-            "usage": None
-            if usage is None
-            else {
-                "prompt_tokens": usage.prompt_tokens,
-                "completion_tokens": usage.completion_tokens,
-                "total_tokens": usage.total_tokens,
-            },
-        },
-        ensure_ascii=False,
-        indent=2,
-    )
-
-
-def _chat(args: argparse.Namespace) -> None:
-    messages = [Message.system(args.system)] if args.system else []
-    messages.append(Message.user(args.question))
-    params = {
-        key: value
-        for key, value in (("temperature", args.temperature), ("max_tokens", args.max_tokens))
-        if value is not None
-    }
-    with _endpoint_settings(args) as settings, ChatClient(**settings) as client:
-        if not args.stream:
-            response = client.chat(messages, **params)
-            print(_response_json(response) if args.json else response.content)
-            return
-        with client.stream(messages, **params) as stream:
-            for chunk in stream:
-                if not args.json and chunk.content:
-                    print(chunk.content, end="", flush=True)
-            response = stream.get_final_response()
-        print(_response_json(response) if args.json else "")
-
-
-def _serve(args: argparse.Namespace) -> None:
-    from .testing import LocalEndpoint
-
-    endpoint = LocalEndpoint(
-        kind=args.kind, family=args.family, host=args.host, port=args.port, api_key=args.api_key or None
-    )
-    with endpoint:
-        print(f"serving a local {args.kind} endpoint ({args.family}) at {endpoint.url}", flush=True)
-        if args.api_key:
-            print("clients must send the key given with --api-key (default: local-key)", flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            while True:
-                time.sleep(3600)
+def _say(text: str) -> None:
+    print(f"azml-chat: {text}", file=sys.stderr, flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command; returns the exit status (0 ok, 1 request failed, 2 bad settings)."""
-    args = _parser().parse_args(argv)
+    """Run the command; returns the exit status (0 ok, 1 request failed, 2 usage or settings,
+    130 interrupted)."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
     try:
-        _chat(args) if args.command == "chat" else _serve(args)
+        args = build_parser(arguments).parse_args(arguments)
+        status: int = args.run(args)
+        return status
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        _say("interrupted")
+        return EXIT_INTERRUPTED
+    except UsageError as exc:
+        _say(f"usage error: {exc}")
+        return EXIT_USAGE
     except ConfigurationError as exc:
-        print(f"azml-chat: configuration error: {exc}", file=sys.stderr)
-        return 2
+        _say(f"configuration error: {exc}")
+        return EXIT_USAGE
     except AzureMLChatError as exc:
-        print(f"azml-chat: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
-    return 0
+        _say(f"{type(exc).__name__}: {exc}")
+        return EXIT_FAILED
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_FAILED
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # pragma: no cover - `python -m azml_chat.cli` runs __main__.py
     sys.exit(main())

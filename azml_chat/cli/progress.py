@@ -25,6 +25,10 @@ def describe_error(error: AzureMLChatError | None) -> str:
     return type(error).__name__
 
 
+def _seconds(value: float) -> str:
+    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.1f} s"
+
+
 class StderrReport(ChatHooks):
     """Writes retry notices (always) and, when ``verbose``, every call and attempt to ``stream``."""
 
@@ -49,7 +53,7 @@ class StderrReport(ChatHooks):
         if attempt.retry_in is not None:
             self._say(
                 f"attempt {attempt.attempt + 1} failed ({describe_error(attempt.error)}{request_id}); "
-                f"retrying in {attempt.retry_in:.1f} s"
+                f"retrying in {_seconds(attempt.retry_in)}"
             )
         elif self.verbose:
             outcome = f"HTTP {attempt.status_code}" if attempt.status_code is not None else "no reply"

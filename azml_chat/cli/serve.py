@@ -6,7 +6,7 @@ import argparse
 import contextlib
 import time
 
-from .settings import LOCAL_KEY
+from .settings import LOCAL_KEY, embedded_endpoint
 
 __all__ = ["add_arguments", "run"]
 
@@ -34,12 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Serve until Ctrl-C; returns the exit status."""
-    from ..testing import LocalEndpoint
-
-    endpoint = LocalEndpoint(
-        kind=args.kind, family=args.family, host=args.host, port=args.port, api_key=args.api_key or None
-    )
-    with endpoint:
+    settings = {"kind": args.kind, "family": args.family, "host": args.host, "port": args.port}
+    with embedded_endpoint(**settings, api_key=args.api_key or None) as endpoint:
         print(f"serving a local {args.kind} endpoint ({args.family}) at {endpoint.url}", flush=True)
         if args.api_key:
             print("clients must send the key given with --api-key (default: local-key)", flush=True)

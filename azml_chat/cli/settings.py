@@ -10,14 +10,18 @@ import contextlib
 import difflib
 import json
 import os
+import signal
 import sys
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..client import ChatClient
 from ..config import ENV_VARIABLES, ChatParams, ClientOptions
 from ..errors import ConfigurationError
 from ..hooks import ChatHooks
+
+if TYPE_CHECKING:
+    from ..testing import LocalEndpoint
 
 __all__ = [
     "LOCAL_KEY",
@@ -25,6 +29,7 @@ __all__ = [
     "add_endpoint_arguments",
     "chat_params",
     "client_options",
+    "embedded_endpoint",
     "endpoint_url",
     "misspelled_variables",
     "open_client",
@@ -152,9 +157,7 @@ def open_client(args: argparse.Namespace, hooks: Sequence[ChatHooks]) -> Iterato
         with ChatClient(url, **options) as client:
             yield client
         return
-    from ..testing import LocalEndpoint
-
-    with LocalEndpoint(kind="serverless", api_key=LOCAL_KEY) as endpoint:
+    with embedded_endpoint(kind="serverless", api_key=LOCAL_KEY) as endpoint:
         why = "--local given" if args.local else "no AZUREML_ENDPOINT_URL set"
         print(f"azml-chat: {why}; using the embedded local endpoint at {endpoint.url}", file=sys.stderr)
         options["api_key"] = LOCAL_KEY
@@ -162,6 +165,31 @@ def open_client(args: argparse.Namespace, hooks: Sequence[ChatHooks]) -> Iterato
         options.setdefault("deployment_name", "")  # "" keeps $AZUREML_DEPLOYMENT_NAME out
         with ChatClient(endpoint.url, **options) as client:
             yield client
+
+
+@contextlib.contextmanager
+def embedded_endpoint(**settings: Any) -> Iterator[LocalEndpoint]:
+    """A running :class:`~azml_chat.testing.LocalEndpoint` whose thread never receives Ctrl-C.
+
+    The kernel hands a process signal to any thread that does not block it; one caught by
+    the endpoint's thread would leave the main thread asleep in ``input()`` or ``sleep()``
+    and Ctrl-C unanswered. The thread inherits the signal mask in force when it starts.
+    """
+    from ..testing import LocalEndpoint
+
+    endpoint = LocalEndpoint(**settings)
+    blocked = {signal.SIGINT, signal.SIGTERM}
+    masked = hasattr(signal, "pthread_sigmask")  # not on Windows, which has no such race
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, blocked) if masked else set()
+    try:
+        endpoint.start()
+    finally:
+        if masked:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+    try:
+        yield endpoint
+    finally:
+        endpoint.stop()
 
 
 def parse_option(text: str) -> tuple[str, Any]:

@@ -185,7 +185,9 @@ def test_a_tool_choice_name_becomes_the_function_form(endpoint: LocalEndpoint, m
 def test_what_a_score_container_cannot_do_is_refused_before_any_traffic(
     dedicated: LocalEndpoint, params: dict[str, Any], named: str
 ) -> None:
-    with ChatClient(dedicated.url, api_key=API_KEY, retry_policy=FAST_RETRIES) as client:
-        with pytest.raises(InvalidRequestError, match=rf"{named} cannot be sent to a /score container"):
-            client.chat("hi", **params)
+    with (
+        ChatClient(dedicated.url, api_key=API_KEY, retry_policy=FAST_RETRIES) as client,
+        pytest.raises(InvalidRequestError, match=rf"{named} cannot be sent to a /score container"),
+    ):
+        client.chat("hi", **params)
     assert dedicated.requests == []

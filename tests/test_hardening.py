@@ -133,9 +133,11 @@ def test_a_404_names_the_path(endpoint: LocalEndpoint, mode: str) -> None:
 
 def test_a_408_on_a_managed_online_endpoint_is_not_retried_and_names_the_setting(dedicated: LocalEndpoint) -> None:
     dedicated.add_fault(Fault(408, times=3))
-    with ChatClient(dedicated.url, api_key=API_KEY, retry_policy=FAST_RETRIES) as client:
-        with pytest.raises(ServerError, match=r"request_settings\.request_timeout_ms"):
-            client.chat("hi")
+    with (
+        ChatClient(dedicated.url, api_key=API_KEY, retry_policy=FAST_RETRIES) as client,
+        pytest.raises(ServerError, match=r"request_settings\.request_timeout_ms"),
+    ):
+        client.chat("hi")
     assert len(dedicated.requests) == 1
 
 

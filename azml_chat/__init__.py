@@ -46,6 +46,7 @@ from .formatters import (
     get_formatter,
     register_formatter,
 )
+from .hooks import AttemptInfo, CallInfo, CallResult, ChatHooks
 from .messages import (
     ChatResponse,
     Choice,
@@ -89,11 +90,15 @@ __all__ = [
     "APITimeoutError",
     "AsyncChatClient",
     "AsyncChatStream",
+    "AttemptInfo",
     "AuthenticationError",
     "AzureMLChatError",
     "BadRequestError",
+    "CallInfo",
+    "CallResult",
     "ChatClient",
     "ChatFormatter",
+    "ChatHooks",
     "ChatParams",
     "ChatResponse",
     "ChatStream",
@@ -160,6 +165,8 @@ Clients
     ClientOptions, ChatParams
         the keyword arguments of the constructors and of ``chat()``/``stream()``, typed
     RetryPolicy, ModelInfo, DEFAULT_API_VERSION
+    ChatHooks, CallInfo, AttemptInfo, CallResult
+        hooks=[...] on a client: told about every call and attempt (azml_chat.hooks)
 
 Messages and replies
     Message, TextPart, ImagePart, ToolCall, ToolCallDelta

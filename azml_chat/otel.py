@@ -63,19 +63,29 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
-from opentelemetry import context as otel_context
-from opentelemetry import trace
-from opentelemetry.metrics import MeterProvider, get_meter
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
+try:
+    from opentelemetry import context as otel_context
+    from opentelemetry import trace
+    from opentelemetry.metrics import MeterProvider, get_meter
+    from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
+except ImportError as exc:  # pragma: no cover - checked in a subprocess by tests/test_otel.py
+    raise ImportError(f'azml_chat.otel needs opentelemetry-api: pip install "azml-chat[otel]" ({exc})') from None
 
 from ._version import __version__
 from .errors import APIStatusError, AzureMLChatError
 from .hooks import AttemptInfo, CallInfo, CallResult, ChatHooks, add_default_hooks, remove_default_hooks
 from .messages import ChatResponse, ImagePart, Message, TextPart
 
-__all__ = ["CAPTURE_CONTENT_ENV", "PROVIDER_NAMES", "OpenTelemetryHooks", "instrument", "is_instrumented", "uninstrument"]
+__all__ = [
+    "CAPTURE_CONTENT_ENV",
+    "PROVIDER_NAMES",
+    "OpenTelemetryHooks",
+    "instrument",
+    "is_instrumented",
+    "uninstrument",
+]
 
 #: The convention's switch for recording message content.
 CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
@@ -110,7 +120,7 @@ _INT_PARAMS = {
 _OUTPUT_TYPES = {"json_object": "json", "json_schema": "json", "text": "text"}
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
@@ -171,15 +181,18 @@ def _message_parts(message: Message) -> list[dict[str, Any]]:
         parts.append({"type": "reasoning", "content": message.reasoning_content})
     content = message.content
     if message.role == "tool":
-        text = content if isinstance(content, str) else "".join(p.text for p in content or () if isinstance(p, TextPart))
+        texts = [content] if isinstance(content, str) else [p.text for p in content or () if isinstance(p, TextPart)]
+        text = "".join(texts)
         parts.append({"type": "tool_call_response", "id": message.tool_call_id, "response": text})
     elif isinstance(content, str):
-        parts.append({"type": "text", "content": content})
+        if content:  # an assistant turn that only calls tools often has content ""
+            parts.append({"type": "text", "content": content})
     elif content:
         for part in content:
             parts.append({"type": "text", "content": part.text} if isinstance(part, TextPart) else _image_part(part))
     for call in message.tool_calls:
-        parts.append({"type": "tool_call", "id": call.id, "name": call.name, "arguments": _json_arguments(call.arguments)})
+        arguments = _json_arguments(call.arguments)
+        parts.append({"type": "tool_call", "id": call.id, "name": call.name, "arguments": arguments})
     return parts
 
 
@@ -196,10 +209,13 @@ def input_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
 
 def output_messages(response: ChatResponse) -> list[dict[str, Any]]:
     """The reply's choices, in the convention's output-messages schema (with ``finish_reason``)."""
-    return [
-        {"role": choice.message.role, "parts": _message_parts(choice.message), "finish_reason": choice.finish_reason or ""}
-        for choice in response.choices
-    ]
+    messages = []
+    for choice in response.choices:
+        message = choice.message
+        messages.append(
+            {"role": message.role, "parts": _message_parts(message), "finish_reason": choice.finish_reason or ""}
+        )
+    return messages
 
 
 def tool_definitions(tools: Any) -> list[dict[str, Any]]:
@@ -293,7 +309,7 @@ class OpenTelemetryHooks(ChatHooks):
         if call.model:
             metric_attributes["gen_ai.request.model"] = call.model
         attributes = {**metric_attributes, **request_attributes(call.params)}
-        if call.operation == "stream" and call.params.get("stream", True) is not False:
+        if call.params.get("stream") is True:  # not on routes that cannot stream (/score)
             attributes["gen_ai.request.stream"] = True
         attributes["azml_chat.api_type"] = call.api_type
         attributes["azml_chat.route"] = call.route

@@ -5,9 +5,11 @@ retries, on ChatClient, AsyncChatClient (httpx, asyncio and trio) and the aiohtt
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -527,3 +529,24 @@ def test_a_client_without_an_sdk_still_works(endpoint: LocalEndpoint) -> None:
     """With only the API (no provider set), spans are no-ops and the call is unaffected."""
     with ChatClient(endpoint.url, api_key=API_KEY, hooks=[OpenTelemetryHooks(capture_content=True)]) as client:
         assert client.chat("still fine").content == "still fine"
+
+
+def test_the_observability_example_runs() -> None:
+    root = Path(__file__).resolve().parent.parent
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AZUREML_")}
+    env["PYTHONPATH"] = str(root)  # this checkout's azml_chat, whatever is installed
+    done = subprocess.run(
+        [sys.executable, str(root / "examples" / "observability.py")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    out = done.stdout
+    assert out.count("span 'chat demo-model' ") == 2 and '"gen_ai.request.stream": true' in out
+    assert "reply: What is OpenTelemetry?" in out and "tokens by tenant: {'contoso': 12}" in out
+    for metric in ("operation.duration", "token.usage", "operation.time_to_first_chunk"):
+        assert f'"name": "gen_ai.client.{metric}"' in out

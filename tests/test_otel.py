@@ -550,3 +550,70 @@ def test_the_observability_example_runs() -> None:
     assert "reply: What is OpenTelemetry?" in out and "tokens by tenant: {'contoso': 12}" in out
     for metric in ("operation.duration", "token.usage", "operation.time_to_first_chunk"):
         assert f'"name": "gen_ai.client.{metric}"' in out
+
+
+@mode_param
+def test_more_request_parameters_reasoning_and_cached_tokens(
+    endpoint: LocalEndpoint, telemetry: Telemetry, mode: str
+) -> None:
+    usage = {
+        "prompt_tokens": 10,
+        "completion_tokens": 7,
+        "total_tokens": 17,
+        "completion_tokens_details": {"reasoning_tokens": 4},
+        "prompt_tokens_details": {"cached_tokens": 6},
+    }
+    endpoint.responder = lambda turn: ScriptedReply(content="42", reasoning_content="six times seven", usage=usage)
+    hooks = telemetry.hooks(capture_content=True)
+    chat(
+        mode,
+        endpoint.url,
+        [Message("user", "The answer?", name="ann")],
+        client={"hooks": [hooks]},
+        n=3,
+        stop="END",
+        frequency_penalty=0.5,
+        presence_penalty=-0.5,
+        response_format={"type": "json_object"},
+        extra_body={"top_k": 40},
+    )
+    attributes = dict(telemetry.span().attributes or {})
+    assert {key: value for key, value in attributes.items() if key.startswith("gen_ai.request.")} == {
+        "gen_ai.request.choice.count": 3,
+        "gen_ai.request.stop_sequences": ("END",),
+        "gen_ai.request.frequency_penalty": 0.5,
+        "gen_ai.request.presence_penalty": -0.5,
+        "gen_ai.request.top_k": 40.0,
+    }
+    assert attributes["gen_ai.output.type"] == "json"
+    assert attributes["gen_ai.usage.reasoning.output_tokens"] == 4
+    assert attributes["gen_ai.usage.cache_read.input_tokens"] == 6
+    assert json.loads(attributes["gen_ai.input.messages"]) == [  # type: ignore[arg-type]
+        {"role": "user", "parts": [{"type": "text", "content": "The answer?"}], "name": "ann"}
+    ]
+    (said,) = json.loads(attributes["gen_ai.output.messages"])  # type: ignore[arg-type]
+    assert said["parts"] == [{"type": "reasoning", "content": "six times seven"}, {"type": "text", "content": "42"}]
+    assert repr(hooks) == "OpenTelemetryHooks(capture_content=True)"
+
+
+@pytest.mark.parametrize(("backend", "error_type"), [("asyncio", "CancelledError"), ("trio", "trio.Cancelled")])
+def test_a_cancelled_call_ends_its_span_with_the_cancellation(
+    endpoint: LocalEndpoint, telemetry: Telemetry, backend: str, error_type: str
+) -> None:
+    endpoint.add_fault(Fault(delay_before_headers=30))
+
+    async def main() -> None:
+        client = AsyncChatClient(endpoint.url, **settings(hooks=[telemetry.hooks()]))
+        async with client, anyio.create_task_group() as group:
+            group.start_soon(client.chat, "never answered")
+            with anyio.fail_after(5):
+                while not endpoint.requests:  # noqa: ASYNC110 - the endpoint's thread records it: poll
+                    await anyio.sleep(0.002)
+            group.cancel_scope.cancel()  # once the request is at the server
+
+    anyio.run(main, backend=backend)
+    span = telemetry.span()
+    assert span.attributes["error.type"] == error_type  # type: ignore[index]
+    assert span.status.status_code is StatusCode.ERROR
+    (duration,) = telemetry.points()["gen_ai.client.operation.duration"]
+    assert duration.attributes["error.type"] == error_type

@@ -617,3 +617,25 @@ def test_a_cancelled_call_ends_its_span_with_the_cancellation(
     assert span.status.status_code is StatusCode.ERROR
     (duration,) = telemetry.points()["gen_ai.client.operation.duration"]
     assert duration.attributes["error.type"] == error_type
+
+
+def test_instrument_reaches_the_langchain_chat_model(endpoint: LocalEndpoint, telemetry: Telemetry) -> None:
+    """The LangChain models make their clients on first use: instrument() before that covers them."""
+    from azml_chat.langchain import AzureMLChatOnlineEndpoint, AzureMLEndpointApiType
+
+    azml_chat.otel.instrument(tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider)
+    try:
+        model = AzureMLChatOnlineEndpoint(
+            endpoint_url=endpoint.chat_url,
+            endpoint_api_type=AzureMLEndpointApiType.serverless,
+            endpoint_api_key=API_KEY,
+            model_name="m1",
+            temperature=0.3,
+        )
+        assert model.invoke("from langchain").content == "from langchain"
+        model.close()
+    finally:
+        azml_chat.otel.uninstrument()
+    span = telemetry.span()
+    assert span.name == "chat m1"
+    assert span.attributes["gen_ai.request.temperature"] == 0.3  # type: ignore[index]

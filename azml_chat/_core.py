@@ -569,6 +569,7 @@ class Attempts:
         "_call",
         "_clock",
         "_dedicated",
+        "_deployment",
         "_limit",
         "_policy",
         "_tokens",
@@ -591,6 +592,7 @@ class Attempts:
         self.call_info = info
         self._policy = settings.retry_policy
         self._dedicated = settings.endpoint.api_type == "dedicated"
+        self._deployment = settings.deployment_name
         self._authenticated = tokens is not None or settings.api_key is not None or "authorization" in settings.headers
         self._tokens = tokens
         self._clock = clock
@@ -731,9 +733,10 @@ class Attempts:
         yield Release(handle)
         if not isinstance(body, bytes):
             raise body
+        reply = parse_reply(self._call.formatter, body, request_id, self._clock() - self.started, headers)
         if logger.isEnabledFor(logging.DEBUG):
-            logger.debug("reply ended: %d bytes in %.1f ms", len(body), (self._clock() - self.started) * 1000)
-        return parse_reply(self._call.formatter, body, request_id, self._clock() - self.started, headers)
+            self._log_end("reply", reply, len(body))
+        return reply
 
     def stream(self) -> Flow:
         """The whole call of ``stream()``: emits chunks, returns the assembled :class:`ChatResponse`.
@@ -751,6 +754,8 @@ class Attempts:
             if not isinstance(body, bytes):
                 raise body
             reply = parse_reply(self._call.formatter, body, request_id, self._clock() - self.started, headers)
+            if logger.isEnabledFor(logging.DEBUG):
+                self._log_end("reply", reply, len(body))
             yield Emit(response_chunk(reply))
             return reply
         state = StreamState(request_id, self._limit)
@@ -779,8 +784,23 @@ class Attempts:
         yield Release(handle)
         reply = state.finish(self._clock() - self.started, headers)
         if logger.isEnabledFor(logging.DEBUG):
-            logger.debug("stream ended: %d bytes in %.1f ms", state.received, (self._clock() - self.started) * 1000)
+            self._log_end("stream", reply, state.received)
         return reply
+
+    def _log_end(self, what: str, reply: ChatResponse, size: int) -> None:
+        """The DEBUG line of a finished call: what answered, what it cost, and the id to quote."""
+        usage = reply.usage
+        logger.debug(
+            "%s ended: model=%s deployment=%s input_tokens=%s output_tokens=%s request_id=%s (%d bytes in %.1f ms)",
+            what,
+            reply.model,
+            self._deployment,
+            usage.prompt_tokens if usage else None,
+            usage.completion_tokens if usage else None,
+            reply.request_id,
+            size,
+            (self._clock() - self.started) * 1000,
+        )
 
     def info(self) -> Flow:
         """``GET /info``: returns the :class:`ModelInfo`."""

@@ -744,8 +744,10 @@ class Attempts:
         Only failures before the first chunk are retried. A reply that is not SSE (a route
         that cannot stream, or a server that chose not to) arrives as one chunk. After
         ``[DONE]`` the rest of the body is only drained (up to 64 KiB, then the connection
-        is dropped) and its errors are ignored.
+        is dropped) and its errors are ignored. The call's clock starts at the first read,
+        not when ``stream()`` made it.
         """
+        self.started = self._clock()
         headers, handle, _ = yield from self._send_until_accepted()
         request_id = request_id_of(headers)
         if not self._call.stream or not _is_sse(headers):

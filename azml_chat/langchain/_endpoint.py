@@ -310,6 +310,34 @@ class AzureMLBaseEndpoint(BaseModel):
         url = self._settings().endpoint.url
         return self.model_name or self.deployment_name or url.split("//", 1)[-1].split(".", 1)[0]
 
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {
+            "endpoint_url": self.endpoint_url,
+            "endpoint_api_type": self._settings().endpoint.api_type,
+            "deployment_name": self.deployment_name,
+            "model_name": self.model_name,
+            "model_kwargs": self._default_params(),
+        }
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        return self._tracing_params("llm" if self._takes_prompts else "chat", stop, kwargs)
+
+    @classmethod
+    def is_lc_serializable(cls) -> bool:
+        """``langchain_core.load.dumpd`` serializes the settings (the key as a secret reference)."""
+        return True
+
+    @classmethod
+    def get_lc_namespace(cls) -> list[str]:
+        """The import path ``langchain_core.load`` uses: ``azml_chat.langchain``."""
+        return ["azml_chat", "langchain"]
+
+    @property
+    def lc_secrets(self) -> dict[str, str]:
+        """The key is serialized as a reference to ``AZUREML_ENDPOINT_API_KEY``, never its value."""
+        return {"endpoint_api_key": "AZUREML_ENDPOINT_API_KEY"}
+
     def _tracing_params(self, model_type: str, stop: list[str] | None, kwargs: Mapping[str, Any]) -> LangSmithParams:
         """LangSmith's standard tracing parameters (``ls_provider``, ``ls_model_name``, ...)."""
         defaults = {**self._default_params(), **kwargs}

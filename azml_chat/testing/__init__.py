@@ -12,7 +12,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._models import ChatTurn, Fault, RecordedRequest, ScriptedReply, echo_responder
+    from ._faults import Fault
+    from ._models import ChatTurn, RecordedRequest, ScriptedReply, echo_responder
     from ._server import LocalEndpoint
 
 __all__ = [
@@ -24,8 +25,8 @@ __all__ = [
     "echo_responder",
 ]
 
-_MODULES = {"LocalEndpoint": "._server"} | dict.fromkeys(
-    ["ChatTurn", "Fault", "RecordedRequest", "ScriptedReply", "echo_responder"], "._models"
+_MODULES = {"LocalEndpoint": "._server", "Fault": "._faults"} | dict.fromkeys(
+    ["ChatTurn", "RecordedRequest", "ScriptedReply", "echo_responder"], "._models"
 )
 
 

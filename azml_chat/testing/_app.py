@@ -1,11 +1,15 @@
-"""The request handlers of the local endpoint: routing, auth, validation and reply bodies."""
+"""The request handlers of the local endpoint: routing, auth, validation and reply bodies.
+
+``ChatApp`` answers one parsed request with one ``Reply``; it knows nothing of sockets,
+faults or threads (the server in ``_server`` does).
+"""
 
 from __future__ import annotations
 
 import hmac
-import http
 import inspect
 import json
+import logging
 import math
 import re
 import time
@@ -13,9 +17,10 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import attrs
+from ._models import ChatTurn, RecordedRequest, Responder, ScriptedReply, echo_responder, message_text
+from ._reply import HTTPError, Reply, azure_error, json_bytes, json_reply
 
-from ._models import ChatTurn, Fault, RecordedRequest, Responder, ScriptedReply, message_text
+logger = logging.getLogger("azml_chat.testing")
 
 CHAT_FAMILIES = frozenset({"llama", "hf", "phi", "mistral"})
 FAMILIES = CHAT_FAMILIES | {"openai", "text-generation"}
@@ -38,6 +43,7 @@ STANDARD_KEYS = frozenset(
     }
 )
 ROLES = ("system", "user", "assistant", "tool", "developer")
+KINDS = ("serverless", "dedicated")
 
 
 def _is_number(v: Any) -> bool:
@@ -67,68 +73,6 @@ _FIELD_TYPES: dict[str, tuple[Callable[[Any], bool], str, str]] = {
     "tool_choice": (lambda v: isinstance(v, str | dict), "union_type", "Input should be str/dict"),
     "model": (lambda v: isinstance(v, str), "string_type", "Input should be a valid string"),
 }
-
-
-def json_bytes(obj: Any) -> bytes:
-    """Compact UTF-8 JSON."""
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-@attrs.define
-class Reply:
-    """A response before it is put on the wire; ``events`` makes it an SSE stream."""
-
-    status: int
-    body: bytes = b""
-    content_type: str = "application/json"
-    headers: dict[str, str] = attrs.field(factory=dict)
-    events: list[bytes] | None = None
-    split: int = 0  #: events before this index go out before a stream error / mid-stream drop
-
-
-class HTTPError(Exception):
-    """Raised by handlers to answer with an error reply."""
-
-    def __init__(self, reply: Reply) -> None:
-        super().__init__(reply.status)
-        self.reply = reply
-
-
-def json_reply(status: int, obj: Any, **headers: str) -> Reply:
-    """A JSON reply."""
-    return Reply(status, json_bytes(obj), headers={k.replace("_", "-"): v for k, v in headers.items()})
-
-
-def azure_error(status: int, code: str, message: str) -> Reply:
-    """An Azure AI inference API style error: ``{"error": {"code", "message"}}``."""
-    return json_reply(status, {"error": {"code": code, "message": message}}, x_ms_error_code=code)
-
-
-def reason_phrase(status: int) -> str:
-    """The standard reason phrase of a status code ("" if unknown)."""
-    try:
-        return http.HTTPStatus(status).phrase
-    except ValueError:
-        return ""
-
-
-def fault_reply(fault: Fault) -> Reply:
-    """The reply a status/body fault sends instead of the normal one."""
-    if fault.body is None:
-        phrase = reason_phrase(fault.status) or "Error"
-        code = phrase.replace(" ", "").replace("-", "")
-        reply = azure_error(fault.status, code, f"Simulated {fault.status} {phrase} (fault).")
-    elif isinstance(fault.body, bytes):
-        reply = Reply(fault.status, fault.body)
-    elif isinstance(fault.body, str):
-        reply = Reply(fault.status, fault.body.encode())
-    else:
-        reply = Reply(fault.status, json_bytes(fault.body))
-    if fault.content_type is not None:
-        reply.content_type = fault.content_type
-    if fault.status < 200 or fault.status in (204, 304):
-        reply.body = b""
-    return reply
 
 
 class _Invalid(Exception):
@@ -190,19 +134,45 @@ def _tool_calls(calls: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     return out
 
 
-class Handlers:
-    """Route handlers; ``LocalEndpoint`` inherits them and holds the configuration."""
+class ChatApp:
+    """The endpoint's behaviour: routes, auth, validation and reply bodies (no I/O).
 
-    family: str
-    reply_shape: str
-    api_key: str | None
-    token_validator: Callable[[str], bool] | None
-    deployments: Sequence[str] | None
-    model_name: str
-    responder: Responder
+    ``LocalEndpoint`` holds one and forwards its settings to it; the settings may be
+    changed between requests. See ``LocalEndpoint`` for what each setting means.
+    """
+
+    def __init__(
+        self,
+        *,
+        kind: str = "serverless",
+        family: str = "llama",
+        reply_shape: str | None = None,
+        api_key: str | None = "test-key",
+        token_validator: Callable[[str], bool] | None = None,
+        deployments: Sequence[str] | None = None,
+        model_name: str = "local-model",
+        responder: Responder | None = None,
+    ) -> None:
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(map(repr, KINDS))}, not {kind!r}")
+        if family not in FAMILIES:
+            raise ValueError(f"unknown family {family!r}; expected one of {sorted(FAMILIES)}")
+        if reply_shape is None:
+            reply_shape = "output" if family in CHAT_FAMILIES else "openai"
+            reply_shape = "list0" if family == "text-generation" else reply_shape
+        if reply_shape not in REPLY_SHAPES:
+            raise ValueError(f"unknown reply_shape {reply_shape!r}; one of {sorted(REPLY_SHAPES)}")
+        self.kind = kind
+        self.family = family
+        self.reply_shape = reply_shape
+        self.api_key = api_key
+        self.token_validator = token_validator
+        self.deployments: list[str] | None = list(deployments) if deployments is not None else None
+        self.model_name = model_name
+        self.responder: Responder = responder or echo_responder
 
     async def handle(self, req: RecordedRequest) -> Reply:
-        """Answer one request (never raises ``HTTPError``)."""
+        """Answer one request; never raises (a failing responder gives a 500 reply)."""
         routes: dict[str, tuple[str, Callable[[RecordedRequest], Any]]] = {
             "/": ("GET", self._health),
             "/score": ("POST", self._score),
@@ -226,7 +196,21 @@ class Handlers:
             result: Reply = await handler(req)
         except HTTPError as exc:
             return exc.reply
+        except Exception as exc:  # a responder failed: the Azure ML inference server's answer
+            logger.exception("LocalEndpoint responder failed")
+            msg = f"An unexpected error occurred in scoring script: {exc!r}"
+            return json_reply(500, {"message": msg})
         return result
+
+    def reply_headers(self, req: RecordedRequest) -> dict[str, str]:
+        """Headers every reply to ``req`` carries, fault replies included: request ids, deployment."""
+        request_id = str(uuid.uuid4())
+        headers = {"x-request-id": request_id, "x-ms-request-id": request_id}
+        if "x-ms-client-request-id" in req.headers:
+            headers["x-ms-client-request-id"] = req.headers["x-ms-client-request-id"]
+        if req.path == "/score" or self.kind == "dedicated":
+            headers["azureml-model-deployment"] = self.deployment_for(req)
+        return headers
 
     def deployment_for(self, req: RecordedRequest) -> str:
         """The deployment that answers ``req`` (the requested one, or the first/"default")."""
@@ -426,9 +410,3 @@ def _stream_reply(reply: ScriptedReply, messages: list[dict[str, Any]], model: s
     reply_ = Reply(200, content_type="text/event-stream", events=events, split=split)
     reply_.headers["cache-control"] = "no-cache"
     return reply_
-
-
-def stream_error_event(error: Any) -> bytes:
-    """The ``event: error`` SSE event for a fault's ``stream_error``."""
-    data = error if isinstance(error, bytes) else (error.encode() if isinstance(error, str) else json_bytes(error))
-    return b"event: error\ndata: " + data + b"\n\n"

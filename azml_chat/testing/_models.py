@@ -1,18 +1,15 @@
-"""Value types of the local endpoint: recorded requests, chat turns, scripted replies, faults."""
+"""Value types of the local endpoint: recorded requests, chat turns and scripted replies."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal, TypeAlias
 
-import attrs
-
-__all__ = ["ChatTurn", "Fault", "RecordedRequest", "Responder", "ScriptedReply", "echo_responder"]
-
-DropMode: TypeAlias = Literal["before_headers", "in_body", "mid_stream"]
+__all__ = ["ChatTurn", "RecordedRequest", "Responder", "ScriptedReply", "echo_responder", "message_text"]
 
 
-@attrs.frozen
+@dataclasses.dataclass(frozen=True)
 class RecordedRequest:
     """One HTTP request as the local endpoint received it."""
 
@@ -24,57 +21,45 @@ class RecordedRequest:
     json: Any  #: the parsed JSON body, or None when the body is not JSON
 
 
-@attrs.frozen
+@dataclasses.dataclass(frozen=True)
 class ChatTurn:
-    """What a responder sees: the conversation, the generation parameters and the raw request."""
+    """What a responder sees: the conversation, the generation parameters and the raw request.
 
-    messages: list[dict[str, Any]]  #: OpenAI-style message dicts
-    params: dict[str, Any]  #: other body keys (serverless) or ``parameters`` (dedicated)
+    - ``messages``: OpenAI-style message dicts (on ``/score``, the chat turns of
+      ``input_string``; a text-generation prompt becomes one user message).
+    - ``params``: the other body keys (chat-completions routes) or the ``parameters``
+      object (``/score``).
+    - ``route``: ``"dedicated"`` for ``/score``, ``"serverless"`` for chat-completions routes.
+    - ``request``: the whole request, headers and query included.
+    """
+
+    messages: list[dict[str, Any]]
+    params: dict[str, Any]
     route: Literal["dedicated", "serverless"]
     request: RecordedRequest
 
 
-@attrs.frozen
+@dataclasses.dataclass(frozen=True)
 class ScriptedReply:
-    """A full reply of the model; a responder may return it instead of a plain string."""
+    """A full reply of the model; a responder may return it instead of a plain string.
+
+    - ``content``: the answer text (None: no text, e.g. with tool calls).
+    - ``tool_calls``: OpenAI-form calls ``{"id", "type", "function": {"name", "arguments"}}``;
+      a missing ``id`` is generated, dict ``arguments`` are JSON-encoded.
+    - ``reasoning_content``: the model's thinking, sent as ``reasoning_content``.
+    - ``finish_reason``: default ``"stop"``, or ``"tool_calls"`` when there are tool calls.
+    - ``usage``: the ``usage`` object to report; default: whitespace-separated word counts
+      of the prompt and of the reply (reasoning included).
+    """
 
     content: str | None = None
-    tool_calls: list[dict[str, Any]] | None = None  #: OpenAI form ``{"id", "type", "function"}``
+    tool_calls: list[dict[str, Any]] | None = None
     reasoning_content: str | None = None
-    finish_reason: str | None = None  #: default ``"stop"``, or ``"tool_calls"`` with tool calls
-    usage: dict[str, int] | None = None  #: default: whitespace-separated word counts
+    finish_reason: str | None = None
+    usage: dict[str, int] | None = None
 
 
 Responder: TypeAlias = Callable[[ChatTurn], "str | ScriptedReply | Awaitable[str | ScriptedReply]"]
-
-_DROP_MODES = (None, "before_headers", "in_body", "mid_stream")
-
-
-@attrs.frozen
-class Fault:
-    """A scripted misbehaviour, consumed by the next matching request(s).
-
-    With ``status`` 200, ``body`` None and no ``drop`` the normal reply is served,
-    possibly slowly (``delay_before_headers``, ``delay_between_chunks``) and with
-    extra ``headers``. Any other status (or an explicit ``body``) replaces the reply.
-    """
-
-    status: int = 200
-    headers: Mapping[str, str] = attrs.field(factory=dict, converter=dict)
-    body: Any = None  #: bytes/str as is, other objects JSON-encoded, None: Azure-like error
-    content_type: str | None = None
-    delay_before_headers: float = 0.0
-    delay_between_chunks: float = 0.0
-    chunk_size: int = attrs.field(default=16, validator=attrs.validators.ge(1))
-    drop: DropMode | None = attrs.field(default=None, validator=attrs.validators.in_(_DROP_MODES))
-    stream_error: Any = None  #: sent as ``event: error`` after the first content chunk
-    times: int = attrs.field(default=1, validator=attrs.validators.ge(1))
-    path: str | None = None  #: only requests to this path consume the fault (None: any)
-
-    @property
-    def replaces_reply(self) -> bool:
-        """Whether this fault sends its own status/body instead of the normal reply."""
-        return self.status != 200 or self.body is not None
 
 
 def message_text(message: Mapping[str, Any]) -> str:

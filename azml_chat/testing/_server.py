@@ -6,10 +6,9 @@ import contextlib
 import json
 import logging
 import threading
-import uuid
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar, overload
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import anyio
@@ -18,19 +17,10 @@ import anyio.from_thread
 import anyio.lowlevel
 import h11
 
-from ._app import (
-    CHAT_FAMILIES,
-    FAMILIES,
-    REPLY_SHAPES,
-    Handlers,
-    Reply,
-    azure_error,
-    fault_reply,
-    json_reply,
-    reason_phrase,
-    stream_error_event,
-)
-from ._models import Fault, RecordedRequest, Responder, echo_responder
+from ._app import ChatApp
+from ._faults import Fault, FaultQueue, apply_fault, fault_reply, wire_plan
+from ._models import RecordedRequest, Responder
+from ._reply import Reply, azure_error, json_reply, reason_phrase
 
 __all__ = ["LocalEndpoint"]
 
@@ -45,8 +35,30 @@ _STREAM_ERRORS = (
 )
 _LINGER_SECONDS = 2.0
 
+T = TypeVar("T")
 
-class LocalEndpoint(Handlers):
+
+class _AppSetting(Generic[T]):
+    """A ``LocalEndpoint`` attribute that reads and writes the same-named setting of its app."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, endpoint: None, owner: type) -> _AppSetting[T]: ...
+    @overload
+    def __get__(self, endpoint: LocalEndpoint, owner: type) -> T: ...
+    def __get__(self, endpoint: LocalEndpoint | None, owner: type) -> T | _AppSetting[T]:
+        if endpoint is None:
+            return self
+        value: T = getattr(endpoint.app, self.name)
+        return value
+
+    def __set__(self, endpoint: LocalEndpoint, value: T) -> None:
+        setattr(endpoint.app, self.name, value)
+
+
+class LocalEndpoint:
     """A local HTTP server that behaves like an Azure ML dedicated or serverless chat endpoint.
 
     Use ``async with LocalEndpoint() as ep`` to serve in the current event loop (asyncio or
@@ -65,8 +77,18 @@ class LocalEndpoint(Handlers):
       last user message. Sync responders run in the event loop: keep them fast.
     - ``max_body_bytes``: larger request bodies get 413.
 
-    The configuration attributes may be changed while the server runs.
+    The settings above are attributes too (forwarded to ``app``, the ``ChatApp`` that
+    answers requests) and may be changed while the server runs.
     """
+
+    kind: _AppSetting[str] = _AppSetting()
+    family: _AppSetting[str] = _AppSetting()
+    reply_shape: _AppSetting[str] = _AppSetting()
+    api_key: _AppSetting[str | None] = _AppSetting()
+    token_validator: _AppSetting[Callable[[str], bool] | None] = _AppSetting()
+    deployments: _AppSetting[list[str] | None] = _AppSetting()
+    model_name: _AppSetting[str] = _AppSetting()
+    responder: _AppSetting[Responder] = _AppSetting()
 
     def __init__(
         self,
@@ -83,29 +105,22 @@ class LocalEndpoint(Handlers):
         port: int = 0,
         max_body_bytes: int = 10_000_000,
     ) -> None:
-        if kind not in ("dedicated", "serverless"):
-            raise ValueError(f"kind must be 'dedicated' or 'serverless', not {kind!r}")
-        if family not in FAMILIES:
-            raise ValueError(f"unknown family {family!r}; expected one of {sorted(FAMILIES)}")
-        if reply_shape is None:
-            reply_shape = "output" if family in CHAT_FAMILIES else "openai"
-            reply_shape = "list0" if family == "text-generation" else reply_shape
-        if reply_shape not in REPLY_SHAPES:
-            raise ValueError(f"unknown reply_shape {reply_shape!r}; one of {sorted(REPLY_SHAPES)}")
-        self.kind = kind
-        self.family = family
-        self.reply_shape = reply_shape
-        self.api_key = api_key
-        self.token_validator = token_validator
-        self.deployments = list(deployments) if deployments is not None else None
-        self.model_name = model_name
-        self.responder = responder or echo_responder
+        self.app = ChatApp(
+            kind=kind,
+            family=family,
+            reply_shape=reply_shape,
+            api_key=api_key,
+            token_validator=token_validator,
+            deployments=deployments,
+            model_name=model_name,
+            responder=responder,
+        )
         self.host = host
         self.max_body_bytes = max_body_bytes
         self._requested_port = port
         self._port: int | None = None
-        self._lock = threading.Lock()
-        self._faults: list[list[Any]] = []  # [fault, remaining uses]
+        self._lock = threading.Lock()  # guards _requests
+        self._faults = FaultQueue()
         self._requests: list[RecordedRequest] = []
         self.open_connections = 0  #: currently open TCP connections
         self.total_connections = 0  #: connections accepted since start
@@ -151,13 +166,12 @@ class LocalEndpoint(Handlers):
 
     def add_fault(self, fault: Fault) -> None:
         """Queue a fault; a request consumes the first queued fault whose ``path`` matches."""
-        with self._lock:
-            self._faults.append([fault, fault.times])
+        self._faults.add(fault)
 
     def clear(self) -> None:
         """Forget queued faults and recorded requests."""
+        self._faults.clear()
         with self._lock:
-            self._faults.clear()
             self._requests.clear()
 
     @property
@@ -169,22 +183,7 @@ class LocalEndpoint(Handlers):
     @property
     def pending_faults(self) -> list[Fault]:
         """Faults not yet (fully) consumed."""
-        with self._lock:
-            return [entry[0] for entry in self._faults]
-
-    def _take_fault(self, req: RecordedRequest) -> Fault | None:
-        with self._lock:
-            self._requests.append(req)
-            if req.method == "GET" and req.path == "/":
-                return None
-            for entry in self._faults:
-                fault: Fault = entry[0]
-                if fault.path is None or fault.path == req.path:
-                    entry[1] -= 1
-                    if entry[1] <= 0:
-                        self._faults.remove(entry)
-                    return fault
-        return None
+        return self._faults.pending()
 
     # -- async lifecycle -------------------------------------------------------------------
 
@@ -378,30 +377,19 @@ class LocalEndpoint(Handlers):
         req: RecordedRequest,
         too_large: bool,
     ) -> bool:
-        fault = self._take_fault(req)
+        with self._lock:
+            self._requests.append(req)
+        fault = self._faults.take(req.method, req.path)
         if too_large:
             msg = f"Request body exceeds {self.max_body_bytes} bytes."
             reply = azure_error(413, "PayloadTooLarge", msg)
         elif fault is not None and fault.replaces_reply:
             reply = fault_reply(fault)
         else:
-            try:
-                reply = await self.handle(req)
-            except Exception as exc:
-                logger.exception("LocalEndpoint responder failed")
-                msg = f"An unexpected error occurred in scoring script: {exc!r}"
-                reply = json_reply(500, {"message": msg})
-        if fault is not None and fault.stream_error is not None and reply.events is not None:
-            reply.events = [*reply.events[: reply.split], stream_error_event(fault.stream_error)]
-        request_id = str(uuid.uuid4())
-        headers = {"x-request-id": request_id, "x-ms-request-id": request_id}
-        if "x-ms-client-request-id" in req.headers:
-            headers["x-ms-client-request-id"] = req.headers["x-ms-client-request-id"]
-        if req.path == "/score" or self.kind == "dedicated":
-            headers["azureml-model-deployment"] = self.deployment_for(req)
-        headers.update(reply.headers)
+            reply = await self.app.handle(req)
         if fault is not None:
-            headers.update({k.lower(): v for k, v in fault.headers.items()})
+            reply = apply_fault(reply, fault)
+        headers = self.app.reply_headers(req) | reply.headers
         return await self._send_reply(conn, stream, reply, headers, fault)
 
     async def _send_reply(
@@ -413,35 +401,27 @@ class LocalEndpoint(Handlers):
         fault: Fault | None,
     ) -> bool:
         """Put ``reply`` on the wire, misbehaving as ``fault`` says; False: close the connection."""
-        drop = fault.drop if fault else None
-        if fault is not None and fault.delay_before_headers > 0:
-            await anyio.sleep(fault.delay_before_headers)
-        if drop == "before_headers":
+        plan = wire_plan(reply, fault)
+        if plan.delay_before_headers > 0:
+            await anyio.sleep(plan.delay_before_headers)
+        if not plan.send_head:
             return False
         headers = {"content-type": reply.content_type, **headers}
         if reply.events is None:
             headers["content-length"] = str(len(reply.body))
-            pieces = [reply.body]
         else:
             headers["transfer-encoding"] = "chunked"
-            pieces = reply.events[: reply.split] if drop == "mid_stream" else reply.events
-        if drop == "in_body" or (drop == "mid_stream" and reply.events is None):
-            data = b"".join(pieces)
-            pieces = [data[: len(data) // 2]]
-        if fault is not None and fault.delay_between_chunks > 0:
-            data, n = b"".join(pieces), fault.chunk_size
-            pieces = [data[i : i + n] for i in range(0, len(data), n)]
         head = h11.Response(
             status_code=reply.status,
             headers=[(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()],
             reason=reason_phrase(reply.status).encode(),
         )
         await stream.send(conn.send(head) or b"")
-        for i, piece in enumerate(p for p in pieces if p):
-            if i and fault is not None and fault.delay_between_chunks > 0:
-                await anyio.sleep(fault.delay_between_chunks)
+        for i, piece in enumerate(plan.pieces):
+            if i and plan.gap > 0:
+                await anyio.sleep(plan.gap)
             await stream.send(conn.send(h11.Data(data=piece)) or b"")
-        if drop is not None:
+        if not plan.complete:
             return False
         await stream.send(conn.send(h11.EndOfMessage()) or b"")
         return True

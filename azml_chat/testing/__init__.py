@@ -12,11 +12,13 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ._capacity import CapacityStats
     from ._faults import Fault
     from ._models import ChatTurn, RecordedRequest, ScriptedReply, echo_responder
     from ._server import LocalEndpoint
 
 __all__ = [
+    "CapacityStats",
     "ChatTurn",
     "Fault",
     "LocalEndpoint",
@@ -25,7 +27,7 @@ __all__ = [
     "echo_responder",
 ]
 
-_MODULES = {"LocalEndpoint": "._server", "Fault": "._faults"} | dict.fromkeys(
+_MODULES = {"LocalEndpoint": "._server", "Fault": "._faults", "CapacityStats": "._capacity"} | dict.fromkeys(
     ["ChatTurn", "RecordedRequest", "ScriptedReply", "echo_responder"], "._models"
 )
 

@@ -17,6 +17,9 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import anyio
+
+from ._capacity import Capacity, Rejection
 from ._models import ChatTurn, RecordedRequest, Responder, ScriptedReply, echo_responder, message_text
 from ._reply import HTTPError, Reply, azure_error, json_bytes, json_reply
 
@@ -152,6 +155,8 @@ class ChatApp:
         deployments: Sequence[str] | None = None,
         model_name: str = "local-model",
         responder: Responder | None = None,
+        limits: Capacity | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(map(repr, KINDS))}, not {kind!r}")
@@ -170,9 +175,15 @@ class ChatApp:
         self.deployments: list[str] | None = list(deployments) if deployments is not None else None
         self.model_name = model_name
         self.responder: Responder = responder or echo_responder
+        self.limits = limits or Capacity()
+        self.clock: Callable[[], float] = clock or anyio.current_time
 
     async def handle(self, req: RecordedRequest) -> Reply:
-        """Answer one request; never raises (a failing responder gives a 500 reply)."""
+        """Answer one request; never raises (a failing responder gives a 500 reply).
+
+        A request to a model route holds a capacity slot until the server calls the
+        reply's ``on_sent``; a cancelled one gives its slot back here.
+        """
         routes: dict[str, tuple[str, Callable[[RecordedRequest], Any]]] = {
             "/": ("GET", self._health),
             "/score": ("POST", self._score),
@@ -189,10 +200,37 @@ class ChatApp:
             reply = azure_error(405, "MethodNotAllowed", f"Method {req.method} not allowed.")
             reply.headers["allow"] = method
             return reply
-        try:
-            if req.path != "/":
+        if req.path != "/":
+            try:
                 self._check_auth(req)
                 self._check_deployment(req)
+            except HTTPError as exc:
+                return exc.reply
+        if req.path in ("/", "/info", "/models/info"):  # not model requests: no capacity used
+            return await self._answer(req, handler)
+        return await self._admitted(req, handler)
+
+    async def _admitted(self, req: RecordedRequest, handler: Callable[[RecordedRequest], Any]) -> Reply:
+        """Run a model request within the capacity model: 429 when full, else a held slot."""
+        limits = self.limits
+        now = self.clock()
+        rejection = limits.admit(now)
+        if rejection is not None:
+            return too_many_requests(rejection)
+        try:
+            reply = await self._answer(req, handler)
+        except BaseException:  # cancelled while served: the reply will never be sent
+            limits.release()
+            raise
+        reply.on_sent = limits.release
+        remaining = limits.remaining()
+        if remaining is not None:
+            reply.headers["x-ratelimit-limit-requests"] = str(limits.window_budget)
+            reply.headers["x-ratelimit-remaining-requests"] = str(remaining)
+        return reply
+
+    async def _answer(self, req: RecordedRequest, handler: Callable[[RecordedRequest], Any]) -> Reply:
+        try:
             result: Reply = await handler(req)
         except HTTPError as exc:
             return exc.reply
@@ -251,6 +289,8 @@ class ChatApp:
         return json_reply(200, info)
 
     async def _respond(self, turn: ChatTurn) -> ScriptedReply:
+        if self.limits.service_time > 0:
+            await anyio.sleep(self.limits.service_time)
         result = self.responder(turn)
         if inspect.isawaitable(result):
             result = await result
@@ -410,3 +450,12 @@ def _stream_reply(reply: ScriptedReply, messages: list[dict[str, Any]], model: s
     reply_ = Reply(200, content_type="text/event-stream", events=events, split=split)
     reply_.headers["cache-control"] = "no-cache"
     return reply_
+
+
+def too_many_requests(rejection: Rejection) -> Reply:
+    """The 429 of the capacity model, with ``retry-after`` (seconds) and ``retry-after-ms`` when it has a wait."""
+    reply = azure_error(429, "TooManyRequests", rejection.message)
+    if rejection.retry_after is not None:
+        reply.headers["retry-after"] = str(math.ceil(rejection.retry_after))
+        reply.headers["retry-after-ms"] = str(round(rejection.retry_after * 1000))
+    return reply

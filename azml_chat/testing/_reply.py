@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import http
 import json
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["HTTPError", "Reply", "azure_error", "json_bytes", "json_reply", "reason_phrase"]
@@ -25,6 +26,7 @@ class Reply:
     headers: dict[str, str] = dataclasses.field(default_factory=dict)
     events: list[bytes] | None = None
     split: int = 0  #: events before this index go out before a stream error / mid-stream drop
+    on_sent: Callable[[], None] | None = None  #: called once the reply is sent or abandoned
 
 
 class HTTPError(Exception):

@@ -18,6 +18,7 @@ import anyio.lowlevel
 import h11
 
 from ._app import ChatApp
+from ._capacity import Capacity, CapacityStats
 from ._faults import Fault, FaultQueue, apply_fault, fault_reply, wire_plan
 from ._models import RecordedRequest, Responder
 from ._reply import Reply, azure_error, json_reply, reason_phrase
@@ -38,24 +39,41 @@ _LINGER_SECONDS = 2.0
 T = TypeVar("T")
 
 
-class _AppSetting(Generic[T]):
-    """A ``LocalEndpoint`` attribute that reads and writes the same-named setting of its app."""
+class _Forwarded(Generic[T]):
+    """A ``LocalEndpoint`` attribute that reads and writes a setting of the objects it holds.
+
+    ``path`` is dotted from the endpoint (default ``app.<attribute name>``).
+    """
+
+    def __init__(self, path: str | None = None) -> None:
+        self.path = path
 
     def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
+        if self.path is None:
+            self.path = f"app.{name}"
+
+    def _holder(self, endpoint: LocalEndpoint) -> tuple[Any, str]:
+        assert self.path is not None
+        *parents, name = self.path.split(".")
+        holder: Any = endpoint
+        for parent in parents:
+            holder = getattr(holder, parent)
+        return holder, name
 
     @overload
-    def __get__(self, endpoint: None, owner: type) -> _AppSetting[T]: ...
+    def __get__(self, endpoint: None, owner: type) -> _Forwarded[T]: ...
     @overload
     def __get__(self, endpoint: LocalEndpoint, owner: type) -> T: ...
-    def __get__(self, endpoint: LocalEndpoint | None, owner: type) -> T | _AppSetting[T]:
+    def __get__(self, endpoint: LocalEndpoint | None, owner: type) -> T | _Forwarded[T]:
         if endpoint is None:
             return self
-        value: T = getattr(endpoint.app, self.name)
+        holder, name = self._holder(endpoint)
+        value: T = getattr(holder, name)
         return value
 
     def __set__(self, endpoint: LocalEndpoint, value: T) -> None:
-        setattr(endpoint.app, self.name, value)
+        holder, name = self._holder(endpoint)
+        setattr(holder, name, value)
 
 
 class LocalEndpoint:
@@ -77,18 +95,44 @@ class LocalEndpoint:
       last user message. Sync responders run in the event loop: keep them fast.
     - ``max_body_bytes``: larger request bodies get 413.
 
+    The capacity model (for adaptive clients and batch runners; see ``capacity_stats``):
+
+    - ``capacity``: at most this many model requests (chat and ``/score`` routes) in
+      flight; beyond, 429 ``TooManyRequests`` at once. A request holds its slot from
+      arrival until its reply is fully sent (or its connection is dropped). None: no limit.
+    - ``service_time``: seconds every admitted model request takes before its reply
+      starts, holding its slot (with ``capacity=8, service_time=0.05`` the endpoint serves
+      at most 160 requests/s).
+    - ``requests_per_minute``: a budget of admissions in any ``rate_window`` seconds
+      (scaled: ``requests_per_minute * rate_window / 60``); beyond, 429 with the exact wait
+      in ``retry-after`` (whole seconds, rounded up) and ``retry-after-ms``. Replies of
+      admitted requests carry ``x-ratelimit-limit-requests`` and
+      ``x-ratelimit-remaining-requests``. Refused requests spend no budget.
+    - ``rate_window``: the budget's sliding window in seconds (default 60).
+    - ``retry_after``: seconds announced on 429s of the ``capacity`` limit (None: no header,
+      as managed online endpoints send none).
+    - ``clock``: the time source of the budget, in seconds (default: the serving event
+      loop's clock); tests pass a fake one for exact, repeatable windows.
+
+    Faults come first: a fault that replaces the reply is sent without taking capacity.
+
     The settings above are attributes too (forwarded to ``app``, the ``ChatApp`` that
     answers requests) and may be changed while the server runs.
     """
 
-    kind: _AppSetting[str] = _AppSetting()
-    family: _AppSetting[str] = _AppSetting()
-    reply_shape: _AppSetting[str] = _AppSetting()
-    api_key: _AppSetting[str | None] = _AppSetting()
-    token_validator: _AppSetting[Callable[[str], bool] | None] = _AppSetting()
-    deployments: _AppSetting[list[str] | None] = _AppSetting()
-    model_name: _AppSetting[str] = _AppSetting()
-    responder: _AppSetting[Responder] = _AppSetting()
+    kind: _Forwarded[str] = _Forwarded()
+    family: _Forwarded[str] = _Forwarded()
+    reply_shape: _Forwarded[str] = _Forwarded()
+    api_key: _Forwarded[str | None] = _Forwarded()
+    token_validator: _Forwarded[Callable[[str], bool] | None] = _Forwarded()
+    deployments: _Forwarded[list[str] | None] = _Forwarded()
+    model_name: _Forwarded[str] = _Forwarded()
+    responder: _Forwarded[Responder] = _Forwarded()
+    capacity: _Forwarded[int | None] = _Forwarded("app.limits.max_in_flight")
+    service_time: _Forwarded[float] = _Forwarded("app.limits.service_time")
+    requests_per_minute: _Forwarded[float | None] = _Forwarded("app.limits.requests_per_minute")
+    rate_window: _Forwarded[float] = _Forwarded("app.limits.rate_window")
+    retry_after: _Forwarded[float | None] = _Forwarded("app.limits.retry_after")
 
     def __init__(
         self,
@@ -104,7 +148,20 @@ class LocalEndpoint:
         host: str = "127.0.0.1",
         port: int = 0,
         max_body_bytes: int = 10_000_000,
+        capacity: int | None = None,
+        service_time: float = 0.0,
+        requests_per_minute: float | None = None,
+        rate_window: float = 60.0,
+        retry_after: float | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
+        limits = Capacity(
+            max_in_flight=capacity,
+            requests_per_minute=requests_per_minute,
+            rate_window=rate_window,
+            retry_after=retry_after,
+            service_time=service_time,
+        )
         self.app = ChatApp(
             kind=kind,
             family=family,
@@ -114,6 +171,8 @@ class LocalEndpoint:
             deployments=deployments,
             model_name=model_name,
             responder=responder,
+            limits=limits,
+            clock=clock,
         )
         self.host = host
         self.max_body_bytes = max_body_bytes
@@ -179,6 +238,11 @@ class LocalEndpoint:
         """A snapshot of every request received, in order."""
         with self._lock:
             return list(self._requests)
+
+    @property
+    def capacity_stats(self) -> CapacityStats:
+        """Counters of the capacity model: admitted, 429s by cause, in flight now and at peak."""
+        return self.app.limits.stats()
 
     @property
     def pending_faults(self) -> list[Fault]:
@@ -390,7 +454,11 @@ class LocalEndpoint:
         if fault is not None:
             reply = apply_fault(reply, fault)
         headers = self.app.reply_headers(req) | reply.headers
-        return await self._send_reply(conn, stream, reply, headers, fault)
+        try:
+            return await self._send_reply(conn, stream, reply, headers, fault)
+        finally:
+            if reply.on_sent is not None:
+                reply.on_sent()
 
     async def _send_reply(
         self,
@@ -416,15 +484,19 @@ class LocalEndpoint:
             headers=[(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()],
             reason=reason_phrase(reply.status).encode(),
         )
-        await stream.send(conn.send(head) or b"")
+        # Bytes are gathered and written at once unless a gap separates them: one write per
+        # reply keeps the server cheap under load (each SSE event is still its own chunk).
+        out = [conn.send(head) or b""]
         for i, piece in enumerate(plan.pieces):
             if i and plan.gap > 0:
+                await stream.send(b"".join(out))
+                out = []
                 await anyio.sleep(plan.gap)
-            await stream.send(conn.send(h11.Data(data=piece)) or b"")
-        if not plan.complete:
-            return False
-        await stream.send(conn.send(h11.EndOfMessage()) or b"")
-        return True
+            out.append(conn.send(h11.Data(data=piece)) or b"")
+        if plan.complete:
+            out.append(conn.send(h11.EndOfMessage()) or b"")
+        await stream.send(b"".join(out))
+        return plan.complete
 
 
 async def _lingering_close(stream: anyio.abc.SocketStream) -> None:

@@ -109,11 +109,12 @@ def test_serverless_routes(client: httpx.Client, path: str, query: dict[str, str
     assert "azureml-model-deployment" not in r.headers
 
 
-@pytest.mark.parametrize("path", ["/chat/completions", "/models/chat/completions"])
-def test_api_version_required(client: httpx.Client, path: str) -> None:
-    r = client.post(path, json=chat())
+def test_api_version_required_on_models_route_only(client: httpx.Client) -> None:
+    r = client.post("/models/chat/completions", json=chat())
     assert r.status_code == 400
     assert r.json()["error"]["code"] == "MissingApiVersionParameter"
+    # serverless /chat/completions takes api-version but does not need it (protocol section 8)
+    assert client.post("/chat/completions", json=chat()).status_code == 200
 
 
 def test_request_ids(client: httpx.Client) -> None:
@@ -361,7 +362,7 @@ def test_stream_without_usage(client: httpx.Client) -> None:
         assert "content-length" not in r.headers
         raw = r.read().decode()
     blocks = sse_blocks(raw)
-    assert blocks[0] == ": ping"
+    assert all(b.startswith("data: ") for b in blocks)  # no comment lines, as on Azure
     assert blocks[-1] == "data: [DONE]"
     chunks = sse_chunks(raw)
     assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
@@ -370,6 +371,16 @@ def test_stream_without_usage(client: httpx.Client) -> None:
     assert len(chunks) > 5  # streamed word by word
     assert chunks[-1]["choices"][0] == {"index": 0, "delta": {}, "finish_reason": "stop"}
     assert all(c["choices"] for c in chunks)
+
+
+def test_stream_comment_lines_on_request(azml_endpoint_factory: Factory) -> None:
+    ep = azml_endpoint_factory(sse_comments=True)
+    raw = httpx.post(ep.url, json=chat("a b", stream=True), headers=AUTH).text
+    blocks = sse_blocks(raw)
+    assert (blocks[0], blocks[-2], blocks[-1]) == (": ping", ": ping", "data: [DONE]")
+    assert content_of(sse_chunks(raw)) == "a b"
+    ep.sse_comments = False
+    assert ": ping" not in httpx.post(ep.url, json=chat("a b", stream=True), headers=AUTH).text
 
 
 def test_stream_with_usage(client: httpx.Client) -> None:

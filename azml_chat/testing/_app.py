@@ -155,6 +155,7 @@ class ChatApp:
         deployments: Sequence[str] | None = None,
         model_name: str = "local-model",
         responder: Responder | None = None,
+        sse_comments: bool = False,
         limits: Capacity | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
@@ -175,6 +176,7 @@ class ChatApp:
         self.deployments: list[str] | None = list(deployments) if deployments is not None else None
         self.model_name = model_name
         self.responder: Responder = responder or echo_responder
+        self.sse_comments = sse_comments
         self.limits = limits or Capacity()
         self.clock: Callable[[], float] = clock or anyio.current_time
 
@@ -188,7 +190,7 @@ class ChatApp:
             "/": ("GET", self._health),
             "/score": ("POST", self._score),
             "/v1/chat/completions": ("POST", self._chat),
-            "/chat/completions": ("POST", self._chat_versioned),
+            "/chat/completions": ("POST", self._chat),  # api-version optional (serverless)
             "/models/chat/completions": ("POST", self._chat_versioned),
             "/info": ("GET", self._info),
             "/models/info": ("GET", self._info),
@@ -329,7 +331,7 @@ class ChatApp:
         if body.get("stream"):
             options = params.get("stream_options")
             usage = isinstance(options, dict) and options.get("include_usage") is True
-            return _stream_reply(reply, messages, model, usage)
+            return _stream_reply(reply, messages, model, usage, comments=self.sse_comments)
         return json_reply(200, _completion(reply, messages, model))
 
     async def _score(self, req: RecordedRequest) -> Reply:
@@ -423,8 +425,10 @@ def _completion(reply: ScriptedReply, messages: list[dict[str, Any]], model: str
     }
 
 
-def _stream_reply(reply: ScriptedReply, messages: list[dict[str, Any]], model: str, include_usage: bool) -> Reply:
-    """The SSE events of a streamed completion."""
+def _stream_reply(
+    reply: ScriptedReply, messages: list[dict[str, Any]], model: str, include_usage: bool, *, comments: bool
+) -> Reply:
+    """The SSE events of a streamed completion; ``comments``: ``: ping`` lines first and before ``[DONE]``."""
     head: dict[str, Any] = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion.chunk"}
     head |= {"created": int(time.time()), "model": model}
 
@@ -432,7 +436,8 @@ def _stream_reply(reply: ScriptedReply, messages: list[dict[str, Any]], model: s
         choice = {"index": 0, "delta": delta, "finish_reason": finish}
         return b"data: " + json_bytes({**head, "choices": [choice]}) + b"\n\n"
 
-    events = [b": ping\n\n", event({"role": "assistant", "content": ""})]
+    events = [b": ping\n\n"] if comments else []
+    events.append(event({"role": "assistant", "content": ""}))
     body = [event({"reasoning_content": p}) for p in _split_words(reply.reasoning_content or "")]
     body += [event({"content": p}) for p in _split_words(reply.content or "")]
     for i, call in enumerate(_tool_calls(reply.tool_calls)):
@@ -446,6 +451,8 @@ def _stream_reply(reply: ScriptedReply, messages: list[dict[str, Any]], model: s
     if include_usage:
         usage = {**head, "choices": [], "usage": _usage(reply, messages)}
         events.append(b"data: " + json_bytes(usage) + b"\n\n")
+    if comments:
+        events.append(b": ping\n\n")
     events.append(b"data: [DONE]\n\n")
     reply_ = Reply(200, content_type="text/event-stream", events=events, split=split)
     reply_.headers["cache-control"] = "no-cache"

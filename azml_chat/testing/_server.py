@@ -94,6 +94,9 @@ class LocalEndpoint:
     - ``responder``: ``ChatTurn -> str | ScriptedReply`` (may be async); default echoes the
       last user message. Sync responders run in the event loop: keep them fast.
     - ``max_body_bytes``: larger request bodies get 413.
+    - ``sse_comments``: start streams with a ``: ping`` comment line and send another before
+      ``data: [DONE]``, for tests of comment handling. Off by default, as on Azure (some of
+      Microsoft's own clients fail on comment lines).
 
     The capacity model (for adaptive clients and batch runners; see ``capacity_stats``):
 
@@ -128,6 +131,7 @@ class LocalEndpoint:
     deployments: _Forwarded[list[str] | None] = _Forwarded()
     model_name: _Forwarded[str] = _Forwarded()
     responder: _Forwarded[Responder] = _Forwarded()
+    sse_comments: _Forwarded[bool] = _Forwarded()
     capacity: _Forwarded[int | None] = _Forwarded("app.limits.max_in_flight")
     service_time: _Forwarded[float] = _Forwarded("app.limits.service_time")
     requests_per_minute: _Forwarded[float | None] = _Forwarded("app.limits.requests_per_minute")
@@ -148,6 +152,7 @@ class LocalEndpoint:
         host: str = "127.0.0.1",
         port: int = 0,
         max_body_bytes: int = 10_000_000,
+        sse_comments: bool = False,
         capacity: int | None = None,
         service_time: float = 0.0,
         requests_per_minute: float | None = None,
@@ -171,6 +176,7 @@ class LocalEndpoint:
             deployments=deployments,
             model_name=model_name,
             responder=responder,
+            sse_comments=sse_comments,
             limits=limits,
             clock=clock,
         )

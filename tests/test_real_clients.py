@@ -309,3 +309,61 @@ def test_langchain_community_serverless(community: ModuleType, openai: ModuleTyp
     with pytest.raises(openai.NotFoundError):
         list(model.stream("streamed"))
     assert serverless.requests[-1].path.rstrip("/") == "/models"
+
+
+# -- the Foundry and Azure OpenAI routes, as Microsoft's and OpenAI's clients call them ------
+
+
+def test_openai_azure_client_on_deployment_route(openai: ModuleType) -> None:
+    with LocalEndpoint(kind="azure-openai", api_key=KEY, deployments=["gpt-4o"]) as endpoint:
+        client = openai.AzureOpenAI(
+            azure_endpoint=endpoint.base_url, api_key=KEY, api_version="2024-10-21", max_retries=0
+        )
+        reply = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "aoai"}])
+        assert (reply.choices[0].message.content, reply.model) == ("aoai", "gpt-4o")
+        request = endpoint.requests[-1]
+        assert request.path == "/openai/deployments/gpt-4o/chat/completions"
+        assert request.query == {"api-version": "2024-10-21"} and request.headers["api-key"] == KEY
+        chunks = client.chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": "streamed aoai"}], stream=True
+        )
+        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "streamed aoai"
+        with pytest.raises(openai.NotFoundError) as missing:
+            client.chat.completions.create(model="gpt-35", messages=[{"role": "user", "content": "x"}])
+        assert missing.value.code == "DeploymentNotFound"
+        old = openai.AzureOpenAI(azure_endpoint=endpoint.base_url, api_key=KEY, api_version="2024-06-01")
+        with pytest.raises(openai.BadRequestError, match="json_schema"):
+            old.chat.completions.create(
+                model="gpt-4o",
+                messages=[{"role": "user", "content": "x"}],
+                response_format={"type": "json_schema", "json_schema": {"name": "n", "schema": {"type": "object"}}},
+            )
+        # Microsoft's migration path: the plain OpenAI client on /openai/v1 (key as Bearer)
+        v1 = openai.OpenAI(base_url=endpoint.base_url + "/openai/v1/", api_key=KEY, max_retries=0)
+        reply = v1.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "v1"}])
+        assert reply.choices[0].message.content == "v1"
+        assert endpoint.requests[-1].headers["authorization"] == f"Bearer {KEY}"
+        assert endpoint.requests[-1].query == {}
+
+
+def test_azure_ai_inference_on_foundry_models_route(inference: ModuleType) -> None:
+    from azure.ai.inference.models import UserMessage
+    from azure.core.credentials import AzureKeyCredential
+    from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+
+    with (
+        LocalEndpoint(kind="foundry", api_key=KEY) as endpoint,
+        inference.ChatCompletionsClient(
+            endpoint=endpoint.base_url + "/models", credential=AzureKeyCredential(KEY), retry_total=0
+        ) as client,
+    ):
+        reply = client.complete(messages=[UserMessage("foundry")], model="mistral-large")
+        assert (reply.choices[0].message.content, reply.model) == ("foundry", "mistral-large")
+        assert endpoint.requests[-1].query == {"api-version": "2024-05-01-preview"}
+        updates = client.complete(messages=[UserMessage("foundry stream")], model="m", stream=True)
+        assert "".join(u.choices[0].delta.content or "" for u in updates) == "foundry stream"
+        with pytest.raises(HttpResponseError) as no_model:
+            client.complete(messages=[UserMessage("x")])
+        assert no_model.value.status_code == 400 and no_model.value.error.code == "no_model_name"
+        with pytest.raises(ResourceNotFoundError):  # /info exists only on Azure ML endpoints
+            client.get_model_info()

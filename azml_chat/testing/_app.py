@@ -6,6 +6,7 @@ faults or threads (the server in ``_server`` does).
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import inspect
 import json
@@ -14,14 +15,15 @@ import math
 import re
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import anyio
 
 from ._capacity import Capacity, Rejection
 from ._models import ChatTurn, RecordedRequest, Responder, ScriptedReply, echo_responder, message_text
-from ._reply import HTTPError, Reply, azure_error, json_bytes, json_reply
+from ._reply import HTTPError, Reply, azure_error, json_bytes, json_reply, openai_error
+from ._routes import KINDS, Route, find_route
 
 logger = logging.getLogger("azml_chat.testing")
 
@@ -46,7 +48,35 @@ STANDARD_KEYS = frozenset(
     }
 )
 ROLES = ("system", "user", "assistant", "tool", "developer")
-KINDS = ("serverless", "dedicated")
+AZURE_ML_KINDS = ("serverless", "dedicated")
+#: Body keys the OpenAI chat completions API (Azure OpenAI, /openai/v1) knows; others get 400.
+OPENAI_KEYS = STANDARD_KEYS | {
+    "audio",
+    "data_sources",
+    "function_call",
+    "functions",
+    "logit_bias",
+    "logprobs",
+    "max_completion_tokens",
+    "metadata",
+    "modalities",
+    "n",
+    "parallel_tool_calls",
+    "prediction",
+    "prompt_cache_key",
+    "reasoning_effort",
+    "safety_identifier",
+    "service_tier",
+    "store",
+    "stream_options",
+    "top_logprobs",
+    "user",
+    "user_security_context",
+    "verbosity",
+    "web_search_options",
+}
+API_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}(-preview)?")
+JSON_SCHEMA_SINCE = "2024-08-01"  #: Azure OpenAI api-versions from this date accept json_schema
 
 
 def _is_number(v: Any) -> bool:
@@ -137,6 +167,15 @@ def _tool_calls(calls: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     return out
 
 
+@dataclasses.dataclass(frozen=True)
+class Call:
+    """A request on its way through the app: the route it matched and the path's values."""
+
+    req: RecordedRequest
+    route: Route
+    values: dict[str, str]  #: named parts of the path (``deployment``, ``project``)
+
+
 class ChatApp:
     """The endpoint's behaviour: routes, auth, validation and reply bodies (no I/O).
 
@@ -159,7 +198,7 @@ class ChatApp:
         limits: Capacity | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
-        if kind not in KINDS:
+        if kind not in KINDS:  # checked here: the route table is keyed by kind
             raise ValueError(f"kind must be one of {', '.join(map(repr, KINDS))}, not {kind!r}")
         if family not in FAMILIES:
             raise ValueError(f"unknown family {family!r}; expected one of {sorted(FAMILIES)}")
@@ -186,33 +225,24 @@ class ChatApp:
         A request to a model route holds a capacity slot until the server calls the
         reply's ``on_sent``; a cancelled one gives its slot back here.
         """
-        routes: dict[str, tuple[str, Callable[[RecordedRequest], Any]]] = {
-            "/": ("GET", self._health),
-            "/score": ("POST", self._score),
-            "/v1/chat/completions": ("POST", self._chat),
-            "/chat/completions": ("POST", self._chat),  # api-version optional (serverless)
-            "/models/chat/completions": ("POST", self._chat_versioned),
-            "/info": ("GET", self._info),
-            "/models/info": ("GET", self._info),
-        }
-        if req.path not in routes:
-            return azure_error(404, "NotFound", f"Resource not found: {req.path}")
-        method, handler = routes[req.path]
-        if req.method != method:
-            reply = azure_error(405, "MethodNotAllowed", f"Method {req.method} not allowed.")
-            reply.headers["allow"] = method
-            return reply
-        if req.path != "/":
+        found = find_route(self.kind, req.method, req.path)
+        if isinstance(found, Reply):
+            return found
+        route, values = found
+        call = Call(req, route, values)
+        if route.handler != "health":
             try:
-                self._check_auth(req)
-                self._check_deployment(req)
+                self._check_auth(call)
+                self._check_api_version(call)
+                if self.kind in AZURE_ML_KINDS:
+                    self._check_deployment(req)
             except HTTPError as exc:
                 return exc.reply
-        if req.path in ("/", "/info", "/models/info"):  # not model requests: no capacity used
-            return await self._answer(req, handler)
-        return await self._admitted(req, handler)
+        if route.uses_model:
+            return await self._admitted(call)
+        return await self._answer(call)
 
-    async def _admitted(self, req: RecordedRequest, handler: Callable[[RecordedRequest], Any]) -> Reply:
+    async def _admitted(self, call: Call) -> Reply:
         """Run a model request within the capacity model: 429 when full, else a held slot."""
         limits = self.limits
         now = self.clock()
@@ -220,7 +250,7 @@ class ChatApp:
         if rejection is not None:
             return too_many_requests(rejection)
         try:
-            reply = await self._answer(req, handler)
+            reply = await self._answer(call)
         except BaseException:  # cancelled while served: the reply will never be sent
             limits.release()
             raise
@@ -231,24 +261,32 @@ class ChatApp:
             reply.headers["x-ratelimit-remaining-requests"] = str(remaining)
         return reply
 
-    async def _answer(self, req: RecordedRequest, handler: Callable[[RecordedRequest], Any]) -> Reply:
+    async def _answer(self, call: Call) -> Reply:
+        handlers: dict[str, Callable[[Call], Awaitable[Reply]]] = {
+            "health": self._health,
+            "score": self._score,
+            "chat": self._chat,
+            "info": self._info,
+            "models": self._models,
+        }
         try:
-            result: Reply = await handler(req)
+            return await handlers[call.route.handler](call)
         except HTTPError as exc:
             return exc.reply
         except Exception as exc:  # a responder failed: the Azure ML inference server's answer
             logger.exception("LocalEndpoint responder failed")
             msg = f"An unexpected error occurred in scoring script: {exc!r}"
             return json_reply(500, {"message": msg})
-        return result
 
     def reply_headers(self, req: RecordedRequest) -> dict[str, str]:
         """Headers every reply to ``req`` carries, fault replies included: request ids, deployment."""
         request_id = str(uuid.uuid4())
         headers = {"x-request-id": request_id, "x-ms-request-id": request_id}
+        if self.kind not in AZURE_ML_KINDS:
+            headers["apim-request-id"] = request_id
         if "x-ms-client-request-id" in req.headers:
             headers["x-ms-client-request-id"] = req.headers["x-ms-client-request-id"]
-        if req.path == "/score" or self.kind == "dedicated":
+        if self.kind == "dedicated" or (self.kind == "serverless" and req.path == "/score"):
             headers["azureml-model-deployment"] = self.deployment_for(req)
         return headers
 
@@ -257,21 +295,44 @@ class ChatApp:
         requested = req.headers.get("azureml-model-deployment")
         return requested or (self.deployments[0] if self.deployments else "default")
 
-    def _check_auth(self, req: RecordedRequest) -> None:
+    def _check_auth(self, call: Call) -> None:
         if self.api_key is None and self.token_validator is None:
             return
+        keys = call.route.keys
+        req = call.req
         key = req.headers.get("api-key")
         scheme, _, token = req.headers.get("authorization", "").partition(" ")
         token = token.strip() if scheme.lower() == "bearer" else ""
-        for candidate in (key, token):
+        offered = [key if "api-key" in keys else None, token if "bearer" in keys else None]
+        for candidate in offered:
             if candidate and self.api_key and hmac.compare_digest(candidate, self.api_key):
                 return
         if token and self.token_validator is not None and self.token_validator(token):
             return
-        what = "missing" if key is None and not token else "invalid"
-        reply = azure_error(401, "Unauthorized", f"Access denied: {what} key or token.")
+        if self.kind in AZURE_ML_KINDS:
+            what = "missing" if key is None and not token else "invalid"
+            reply = azure_error(401, "Unauthorized", f"Access denied: {what} key or token.")
+        else:  # the Azure AI services / Azure OpenAI gateway's answer
+            msg = (
+                "Access denied due to invalid subscription key or wrong API endpoint. Make sure to "
+                "provide a valid key for an active subscription and use a correct regional API "
+                "endpoint for your resource."
+            )
+            reply = azure_error(401, "401", msg)
         reply.headers["www-authenticate"] = "Bearer"
         raise HTTPError(reply)
+
+    def _check_api_version(self, call: Call) -> None:
+        rule, version = call.route.api_version, call.req.query.get("api-version")
+        if rule == "required" and version is None:
+            msg = "The api-version query parameter (?api-version=) is required for all requests."
+            raise HTTPError(azure_error(400, "MissingApiVersionParameter", msg))
+        if rule == "rejected" and version is not None:
+            msg = "api-version query parameter is not allowed when using /v1 path"
+            raise HTTPError(openai_error(400, msg, code="BadRequest", param="api-version"))
+        if call.route.strict_version and version is not None and not API_VERSION.fullmatch(version):
+            msg = f"Unsupported api-version {version!r}: use a date such as 2024-10-21 or 2024-08-01-preview."
+            raise HTTPError(azure_error(400, "UnsupportedApiVersion", msg))
 
     def _check_deployment(self, req: RecordedRequest) -> None:
         name = req.headers.get("azureml-model-deployment")
@@ -279,16 +340,43 @@ class ChatApp:
             msg = f"No deployment named {name!r}; available: {sorted(self.deployments)}."
             raise HTTPError(azure_error(404, "DeploymentNotFound", msg))
 
-    async def _health(self, req: RecordedRequest) -> Reply:
+    def _check_model(self, call: Call, body: dict[str, Any]) -> str | None:
+        """The model (or Azure OpenAI deployment) the request names; errors where it must and does not."""
+        route, req = call.route, call.req
+        model = call.values.get("deployment") or body.get("model") or req.headers.get("x-ms-model-mesh-model-name")
+        if route.needs_model and not model:
+            if route.dialect == "openai":
+                raise HTTPError(openai_error(400, "you must provide a model parameter", code="missing_model"))
+            msg = (
+                "No model specified in request. Please provide a model name in the request body "
+                "or as a x-ms-model-mesh-model-name header."
+            )
+            raise HTTPError(azure_error(400, "no_model_name", msg))
+        if model and self.kind not in AZURE_ML_KINDS and self.deployments is not None and model not in self.deployments:
+            if route.dialect == "azure":
+                raise HTTPError(azure_error(400, "unknown_model", f"Unknown model: {model}"))
+            msg = (
+                "The API deployment for this resource does not exist. If you created the deployment "
+                "within the last 5 minutes, please wait a moment and try again."
+            )
+            raise HTTPError(azure_error(404, "DeploymentNotFound", msg))
+        return str(model) if model else None
+
+    async def _health(self, call: Call) -> Reply:
         return Reply(200, b"Healthy", "text/plain; charset=utf-8")
 
-    async def _info(self, req: RecordedRequest) -> Reply:
+    async def _info(self, call: Call) -> Reply:
         info = {
             "model_name": self.model_name,
             "model_type": "chat-completion",
             "model_provider_name": "Local",
         }
         return json_reply(200, info)
+
+    async def _models(self, call: Call) -> Reply:
+        """vLLM's ``GET /v1/models``: the one model this container serves."""
+        model = {"id": self.model_name, "object": "model", "created": 0, "owned_by": "vllm"}
+        return json_reply(200, {"object": "list", "data": [model]})
 
     async def _respond(self, turn: ChatTurn) -> ScriptedReply:
         if self.limits.service_time > 0:
@@ -300,41 +388,69 @@ class ChatApp:
             return ScriptedReply(content=result)
         return result
 
-    async def _chat_versioned(self, req: RecordedRequest) -> Reply:
-        if "api-version" not in req.query:
-            msg = "The api-version query parameter (?api-version=) is required for all requests."
-            raise HTTPError(azure_error(400, "MissingApiVersionParameter", msg))
-        return await self._chat(req)
-
-    async def _chat(self, req: RecordedRequest) -> Reply:
+    async def _chat(self, call: Call) -> Reply:
+        req, route = call.req, call.route
         body = req.json
+        openai = route.dialect == "openai"
         if not isinstance(body, dict):
-            raise HTTPError(azure_error(400, "BadRequest", "The body must be a JSON object."))
+            msg = "The body must be a JSON object."
+            raise HTTPError(
+                openai_error(400, msg, code="invalid_json") if openai else azure_error(400, "BadRequest", msg)
+            )
         try:
             messages = _check_openai_body(body)
         except _Invalid as exc:
+            if openai:
+                where = ".".join(str(p) for p in exc.loc)
+                error = openai_error(400, f"Invalid value for '{where}': {exc.msg}", code="invalid_value", param=where)
+                raise HTTPError(error) from None
             detail = {"loc": ["body", *exc.loc], "msg": exc.msg, "type": exc.kind}
             raise HTTPError(json_reply(422, {"detail": [detail]})) from None
+        model = self._check_model(call, body)
         params = {k: v for k, v in body.items() if k != "messages"}
-        extras = sorted(k for k in params if k not in STANDARD_KEYS)
-        mode = req.headers.get("extra-parameters", "error").strip().lower()
-        if extras and mode == "drop":
-            params = {k: v for k, v in params.items() if k in STANDARD_KEYS}
-        elif extras and mode not in ("pass-through", "allow"):
-            msg = (
-                f"Extra parameters {extras} are not allowed when extra-parameters is not set "
-                "or set to be 'error'. Set extra-parameters to 'pass-through' to pass to the model."
-            )
-            raise HTTPError(azure_error(400, "Invalid input", msg))
+        params = self._openai_params(call, params) if openai else self._azure_params(req, params)
         reply = await self._respond(ChatTurn(messages, params, "serverless", req))
-        model = body.get("model") or self.model_name
+        model = model or self.model_name
         if body.get("stream"):
             options = params.get("stream_options")
             usage = isinstance(options, dict) and options.get("include_usage") is True
             return _stream_reply(reply, messages, model, usage, comments=self.sse_comments)
         return json_reply(200, _completion(reply, messages, model))
 
-    async def _score(self, req: RecordedRequest) -> Reply:
+    def _azure_params(self, req: RecordedRequest, params: dict[str, Any]) -> dict[str, Any]:
+        """The Azure AI model inference rule: non-standard keys need ``extra-parameters``."""
+        extras = sorted(k for k in params if k not in STANDARD_KEYS)
+        mode = req.headers.get("extra-parameters", "error").strip().lower()
+        if extras and mode == "drop":
+            return {k: v for k, v in params.items() if k in STANDARD_KEYS}
+        if extras and mode not in ("pass-through", "allow"):
+            msg = (
+                f"Extra parameters {extras} are not allowed when extra-parameters is not set "
+                "or set to be 'error'. Set extra-parameters to 'pass-through' to pass to the model."
+            )
+            raise HTTPError(azure_error(400, "Invalid input", msg))
+        return params
+
+    def _openai_params(self, call: Call, params: dict[str, Any]) -> dict[str, Any]:
+        """The OpenAI rule: unknown keys are refused (no extra-parameters header there)."""
+        unknown = sorted(k for k in params if k not in OPENAI_KEYS)
+        if unknown:
+            msg = f"Unrecognized request argument supplied: {unknown[0]}"
+            raise HTTPError(openai_error(400, msg, code="unrecognized_argument", param=unknown[0]))
+        response_format = params.get("response_format")
+        version = call.req.query.get("api-version")
+        if (
+            isinstance(response_format, dict)
+            and response_format.get("type") == "json_schema"
+            and version is not None
+            and version[:10] < JSON_SCHEMA_SINCE
+        ):
+            msg = "response_format value as json_schema is enabled only for api versions 2024-08-01-preview and later"
+            raise HTTPError(openai_error(400, msg, code="BadRequest", param="response_format"))
+        return params
+
+    async def _score(self, call: Call) -> Reply:
+        req = call.req
         body = req.json
         try:
             if not isinstance(body, dict):

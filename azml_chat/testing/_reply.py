@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["HTTPError", "Reply", "azure_error", "json_bytes", "json_reply", "reason_phrase"]
+__all__ = ["HTTPError", "Reply", "azure_error", "json_bytes", "json_reply", "openai_error", "reason_phrase"]
 
 
 def json_bytes(obj: Any) -> bytes:
@@ -45,6 +45,15 @@ def json_reply(status: int, obj: Any, **headers: str) -> Reply:
 def azure_error(status: int, code: str, message: str) -> Reply:
     """An Azure AI inference API style error: ``{"error": {"code", "message"}}`` and ``x-ms-error-code``."""
     return json_reply(status, {"error": {"code": code, "message": message}}, x_ms_error_code=code)
+
+
+def openai_error(status: int, message: str, *, code: str, param: str | None = None) -> Reply:
+    """An OpenAI-style error, as Azure OpenAI and the ``/openai/v1`` routes send it.
+
+    ``{"error": {"code", "message", "param", "type"}}``, with ``x-ms-error-code``.
+    """
+    error = {"code": code, "message": message, "param": param, "type": "invalid_request_error"}
+    return json_reply(status, {"error": error}, x_ms_error_code=code)
 
 
 def reason_phrase(status: int) -> str:

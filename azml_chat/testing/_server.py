@@ -77,11 +77,18 @@ class _Forwarded(Generic[T]):
 
 
 class LocalEndpoint:
-    """A local HTTP server that behaves like an Azure ML dedicated or serverless chat endpoint.
+    """A local HTTP server that behaves like an Azure chat endpoint of one ``kind``.
 
     Use ``async with LocalEndpoint() as ep`` to serve in the current event loop (asyncio or
     trio), or ``with LocalEndpoint() as ep`` / ``start()``/``stop()`` to serve from a
-    background thread. Every route is served whatever ``kind`` is; ``kind`` picks ``url``.
+    background thread.
+
+    - ``kind``: which Azure endpoint to imitate, with its routes, key header and api-version
+      rules (see ``azml_chat.testing._routes``): ``"serverless"`` and ``"dedicated"`` (Azure
+      ML: both serve ``/score`` and the chat-completions routes; ``dedicated`` takes the key
+      as Bearer only), ``"foundry"`` (``/models/chat/completions``, ``/openai/v1`` and
+      project-scoped ``/openai/v1``; ``model`` required) and ``"azure-openai"``
+      (``/openai/v1`` and ``/openai/deployments/<d>``). ``kind`` also picks ``url``.
 
     - ``family``: body of ``/score``: ``"llama"`` (aliases ``"hf"``, ``"phi"``, ``"mistral"``:
       chat dicts in ``input_data.input_string``), ``"text-generation"`` (prompt strings) or
@@ -90,7 +97,9 @@ class LocalEndpoint:
       ``"output_list"``, ``"list"``, ``"openai"`` or ``"double_encoded"`` (default by family).
     - ``api_key`` / ``token_validator``: accepted credentials (``Authorization: Bearer`` or
       ``api-key``); auth is off when both are None.
-    - ``deployments``: allowed values of the ``azureml-model-deployment`` header.
+    - ``deployments``: allowed values of the ``azureml-model-deployment`` header (Azure ML
+      kinds), or the model deployments a Foundry / Azure OpenAI resource has (the body's
+      ``model``, the path's deployment); None: any.
     - ``responder``: ``ChatTurn -> str | ScriptedReply`` (may be async); default echoes the
       last user message. Sync responders run in the event loop: keep them fast.
     - ``max_body_bytes``: larger request bodies get 413.
@@ -141,7 +150,7 @@ class LocalEndpoint:
     def __init__(
         self,
         *,
-        kind: Literal["dedicated", "serverless"] = "serverless",
+        kind: Literal["serverless", "dedicated", "foundry", "azure-openai"] = "serverless",
         family: str = "llama",
         reply_shape: str | None = None,
         api_key: str | None = "test-key",
@@ -223,9 +232,30 @@ class LocalEndpoint:
         return self.base_url + "/v1/chat/completions"
 
     @property
+    def models_url(self) -> str:
+        """The Azure AI model inference URL (``/models/chat/completions``; add ``?api-version=``)."""
+        return self.base_url + "/models/chat/completions"
+
+    @property
+    def openai_v1_url(self) -> str:
+        """The OpenAI v1 chat URL of Foundry and Azure OpenAI (``/openai/v1/chat/completions``)."""
+        return self.base_url + "/openai/v1/chat/completions"
+
+    def project_url(self, project: str) -> str:
+        """A Foundry project's OpenAI v1 chat URL (``/api/projects/<project>/openai/v1/...``)."""
+        return f"{self.base_url}/api/projects/{project}/openai/v1/chat/completions"
+
+    def deployment_url(self, deployment: str) -> str:
+        """An Azure OpenAI deployment's chat URL (``/openai/deployments/<d>/...``; add ``?api-version=``)."""
+        return f"{self.base_url}/openai/deployments/{deployment}/chat/completions"
+
+    @property
     def url(self) -> str:
-        """The endpoint URL for ``kind``."""
-        return self.score_url if self.kind == "dedicated" else self.chat_url
+        """The endpoint URL for ``kind``: ``/score`` (dedicated), ``/v1/chat/completions``
+        (serverless), ``/models/chat/completions`` (foundry), ``/openai/v1/chat/completions``
+        (azure-openai)."""
+        urls = {"dedicated": self.score_url, "foundry": self.models_url, "azure-openai": self.openai_v1_url}
+        return urls.get(self.kind, self.chat_url)
 
     # -- scripting and recording -----------------------------------------------------------
 

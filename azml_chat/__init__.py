@@ -11,10 +11,9 @@ online endpoints (dedicated ``/score``) and Azure AI serverless endpoints (chat 
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._core import RetryPolicy
 from ._version import __version__
-from .client import AsyncChatClient, AsyncChatStream, ChatClient, ChatStream, ModelInfo
-from .config import DEFAULT_API_VERSION
+from .client import AsyncChatClient, AsyncChatStream, ChatClient, ChatStream
+from .config import DEFAULT_API_VERSION, ChatParams, ClientOptions, RetryPolicy
 from .errors import (
     APIConnectionError,
     APIStatusError,
@@ -22,6 +21,7 @@ from .errors import (
     AuthenticationError,
     AzureMLChatError,
     BadRequestError,
+    ClientClosedError,
     ConfigurationError,
     InvalidRequestError,
     ModelError,
@@ -47,12 +47,17 @@ from .formatters import (
 )
 from .messages import (
     ChatResponse,
+    Choice,
     ImagePart,
     Message,
+    ModelInfo,
+    RateLimit,
     StreamChunk,
     TextPart,
+    TokenLogprob,
     ToolCall,
     ToolCallDelta,
+    TopLogprob,
     Usage,
 )
 
@@ -88,8 +93,12 @@ __all__ = [
     "BadRequestError",
     "ChatClient",
     "ChatFormatter",
+    "ChatParams",
     "ChatResponse",
     "ChatStream",
+    "Choice",
+    "ClientClosedError",
+    "ClientOptions",
     "ConfigurationError",
     "ImagePart",
     "InvalidRequestError",
@@ -102,6 +111,7 @@ __all__ = [
     "OpenAIChatFormatter",
     "PermissionDeniedError",
     "PhiChatFormatter",
+    "RateLimit",
     "RateLimitError",
     "ResponseFormatError",
     "RetryPolicy",
@@ -111,8 +121,10 @@ __all__ = [
     "StructuredOutputError",
     "TextGenerationFormatter",
     "TextPart",
+    "TokenLogprob",
     "ToolCall",
     "ToolCallDelta",
+    "TopLogprob",
     "Usage",
     "__version__",
     "aexecute_tool_calls",

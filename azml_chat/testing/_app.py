@@ -418,12 +418,15 @@ class ChatApp:
         return json_reply(200, _completion(reply, messages, model))
 
     def _azure_params(self, req: RecordedRequest, params: dict[str, Any]) -> dict[str, Any]:
-        """The Azure AI model inference rule: non-standard keys need ``extra-parameters``."""
+        """The Azure AI model inference rule: non-standard keys need ``extra-parameters``.
+
+        A dedicated endpoint (a vLLM container) takes any key unless told to drop extras.
+        """
         extras = sorted(k for k in params if k not in STANDARD_KEYS)
         mode = req.headers.get("extra-parameters", "error").strip().lower()
         if extras and mode == "drop":
             return {k: v for k, v in params.items() if k in STANDARD_KEYS}
-        if extras and mode not in ("pass-through", "allow"):
+        if extras and mode not in ("pass-through", "allow") and self.kind != "dedicated":  # vLLM takes any key
             msg = (
                 f"Extra parameters {extras} are not allowed when extra-parameters is not set "
                 "or set to be 'error'. Set extra-parameters to 'pass-through' to pass to the model."

@@ -76,6 +76,7 @@ OPENAI_KEYS = STANDARD_KEYS | {
     "web_search_options",
 }
 API_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}(-preview)?")
+DEPLOYMENT_PATH = re.compile(r"/openai/deployments/([^/]+)/chat/completions")
 JSON_SCHEMA_SINCE = "2024-08-01"  #: Azure OpenAI api-versions from this date accept json_schema
 
 
@@ -289,6 +290,16 @@ class ChatApp:
         if self.kind == "dedicated" or (self.kind == "serverless" and req.path == "/score"):
             headers["azureml-model-deployment"] = self.deployment_for(req)
         return headers
+
+    def deployment_name(self, req: RecordedRequest) -> str | None:
+        """The deployment (or model) a request is for, as the access log shows it."""
+        if self.kind == "dedicated" or (self.kind == "serverless" and req.path == "/score"):
+            return self.deployment_for(req)
+        in_path = DEPLOYMENT_PATH.fullmatch(req.path)
+        if in_path is not None:
+            return in_path.group(1)
+        model = req.json.get("model") if isinstance(req.json, dict) else None
+        return model if isinstance(model, str) else None
 
     def deployment_for(self, req: RecordedRequest) -> str:
         """The deployment that answers ``req`` (the requested one, or the first/"default")."""

@@ -7,6 +7,7 @@ Nothing here does I/O: the server asks ``wire_plan`` what to send and when, then
 from __future__ import annotations
 
 import dataclasses
+import math
 import threading
 from collections.abc import Mapping
 from typing import Any, Literal, TypeAlias
@@ -17,6 +18,20 @@ __all__ = ["DropMode", "Fault", "FaultQueue", "WirePlan", "apply_fault", "fault_
 
 DropMode: TypeAlias = Literal["before_headers", "in_body", "mid_stream"]
 _DROP_MODES = (None, "before_headers", "in_body", "mid_stream")
+#: ``Fault.parse`` options that set a response header
+_HEADER_OPTIONS = {
+    "retry-after": "retry-after",
+    "retry-after-ms": "retry-after-ms",
+    "model-status": "ms-azureml-model-error-statuscode",
+    "reason": "ms-azureml-model-error-reason",
+}
+#: ``Fault.parse`` options that set a number: option -> (field, type)
+_NUMBER_OPTIONS: dict[str, tuple[str, type]] = {
+    "times": ("times", int),
+    "slow": ("delay_before_headers", float),
+    "trickle": ("delay_between_chunks", float),
+    "chunk": ("chunk_size", int),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,8 +84,72 @@ class Fault:
             raise ValueError(f"times must be >= 1, not {self.times!r}")
         if not 100 <= self.status <= 599:
             raise ValueError(f"status must be an HTTP status code (100-599), not {self.status!r}")
-        if self.delay_before_headers < 0 or self.delay_between_chunks < 0:
-            raise ValueError("delays must be >= 0 seconds")
+        for delay in (self.delay_before_headers, self.delay_between_chunks):
+            if not (math.isfinite(delay) and delay >= 0):
+                raise ValueError(f"delays must be a number of seconds >= 0, not {delay!r}")
+
+    @classmethod
+    def parse(cls, spec: str) -> Fault:
+        """A fault from a one-line description, as ``azml-chat serve --fault`` takes it.
+
+        Comma-separated items: an optional HTTP status first, then ``name=value`` options::
+
+            429,retry-after=2                  429 with retry-after: 2 (seconds)
+            429,retry-after-ms=250,times=3     the next three requests, retry-after-ms: 250
+            503,path=/score                    only a request to /score consumes it
+            424,model-status=503,reason=not ready
+                                               a model error: ms-azureml-model-error-statuscode
+                                               and ms-azureml-model-error-reason headers
+            slow=5                             the normal reply, 5 s before its headers
+            trickle=0.05,chunk=8               the normal reply in 8-byte pieces, 50 ms apart
+            drop=mid_stream                    close the connection (before_headers, in_body,
+                                               mid_stream)
+            500,body={"message": "run() failed"}
+                                               this body instead of Azure's error body
+            stream-error=content filtered      an SSE error event after the first content
+            header:x-ms-region=eastus          any extra response header
+
+        Values cannot contain commas. Raises ``ValueError`` naming the item it cannot read.
+        """
+        options: dict[str, Any] = {}
+        headers: dict[str, str] = {}
+        items = [item.strip() for item in spec.split(",")]
+        if not spec.strip() or not all(items):
+            raise ValueError(f"fault {spec!r}: empty item; expected e.g. '429,retry-after=2'")
+        if items[0].isdigit():
+            options["status"] = int(items.pop(0))
+        for item in items:
+            name, eq, value = item.partition("=")
+            name, value = name.strip().lower(), value.strip()
+            if not eq:
+                raise ValueError(f"fault {spec!r}: {item!r} is neither a status code nor name=value")
+            try:
+                if name.startswith("header:") and name[7:]:
+                    headers[name[7:]] = value
+                elif name in _HEADER_OPTIONS:
+                    headers[_HEADER_OPTIONS[name]] = value
+                elif name in _NUMBER_OPTIONS:
+                    field, kind = _NUMBER_OPTIONS[name]
+                    options[field] = kind(value)
+                elif name == "drop":
+                    options["drop"] = value.replace("-", "_")
+                elif name == "path":
+                    options["path"] = value
+                elif name == "body":
+                    options["body"] = value
+                elif name == "stream-error":
+                    options["stream_error"] = {"error": {"code": "stream_error", "message": value}}
+                else:
+                    known = sorted([*_HEADER_OPTIONS, *_NUMBER_OPTIONS, "drop", "path", "body", "stream-error"])
+                    raise ValueError(f"unknown option {name!r}; known: {', '.join(known)}, header:NAME")
+            except ValueError as exc:
+                raise ValueError(f"fault {spec!r}: {item!r}: {exc}") from None
+        if headers:
+            options["headers"] = headers
+        try:
+            return cls(**options)
+        except ValueError as exc:
+            raise ValueError(f"fault {spec!r}: {exc}") from None
 
     @property
     def replaces_reply(self) -> bool:

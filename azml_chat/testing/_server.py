@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import signal
 import threading
+import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, Generic, Literal, TypeVar, overload
@@ -26,6 +28,8 @@ from ._reply import Reply, azure_error, json_reply, reason_phrase
 __all__ = ["LocalEndpoint"]
 
 logger = logging.getLogger("azml_chat.testing")
+#: One INFO line per request (``azml-chat serve`` shows them); silent unless configured.
+access_log = logging.getLogger("azml_chat.testing.access")
 
 _STREAM_ERRORS = (
     anyio.EndOfStream,
@@ -196,6 +200,10 @@ class LocalEndpoint:
         self._lock = threading.Lock()  # guards _requests
         self._faults = FaultQueue()
         self._requests: list[RecordedRequest] = []
+        self._active = 0  # requests being answered (from their head to their last byte)
+        self._idle: anyio.Event | None = None  # set when _active drops to 0 during drain()
+        self._accept_scopes: list[anyio.CancelScope] = []
+        self._listener: anyio.abc.Listener[Any] | None = None
         self.open_connections = 0  #: currently open TCP connections
         self.total_connections = 0  #: connections accepted since start
         self._stack: contextlib.AsyncExitStack | None = None
@@ -298,6 +306,7 @@ class LocalEndpoint:
             stack.callback(tg.cancel_scope.cancel)  # runs first on exit: stop everything
             self._port = listener.extra(anyio.abc.SocketAttribute.local_port)
             self.open_connections = self.total_connections = 0
+            self._listener = listener
             for sub in listener.listeners:
                 assert isinstance(sub, anyio.abc.SocketListener)
                 tg.start_soon(self._accept_loop, sub, tg)
@@ -317,18 +326,60 @@ class LocalEndpoint:
                 await stack.__aexit__(exc_type, exc, tb)
             finally:
                 self._port = None
+                self._listener = None
+                self._accept_scopes.clear()
 
     async def _accept_loop(self, listener: anyio.abc.SocketListener, tg: anyio.abc.TaskGroup) -> None:
-        while True:
-            try:
-                stream = await listener.accept()
-            except OSError as exc:  # e.g. EMFILE: back off instead of dying
-                logger.warning("accept failed: %s", exc)
-                await anyio.sleep(0.05)
-                continue
-            self.open_connections += 1
-            self.total_connections += 1
-            tg.start_soon(self._serve_connection, stream)
+        with anyio.CancelScope() as scope:
+            self._accept_scopes.append(scope)
+            while True:
+                try:
+                    stream = await listener.accept()
+                except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                    return  # drain() closed the listener
+                except OSError as exc:  # e.g. EMFILE: back off instead of dying
+                    logger.warning("accept failed: %s", exc)
+                    await anyio.sleep(0.05)
+                    continue
+                self.open_connections += 1
+                self.total_connections += 1
+                tg.start_soon(self._serve_connection, stream)
+
+    async def drain(self, grace: float) -> None:
+        """Stop taking connections, then wait up to ``grace`` seconds for requests in progress.
+
+        For a graceful shutdown in async mode: call it before leaving ``async with``, which
+        then closes whatever is still open (idle keep-alive connections, requests that
+        outlived the grace period).
+        """
+        for scope in self._accept_scopes:
+            scope.cancel()
+        self._accept_scopes.clear()
+        if self._listener is not None:
+            await self._listener.aclose()
+        if self._active:
+            self._idle = anyio.Event()
+            with anyio.move_on_after(grace):
+                await self._idle.wait()
+
+    async def serve_until_signal(
+        self, *, grace: float = 5.0, on_ready: Callable[[LocalEndpoint], None] | None = None
+    ) -> int:
+        """Serve in the current event loop (main thread) until SIGINT or SIGTERM, then shut down.
+
+        ``on_ready(self)`` is called once listening. On a signal, new connections are
+        refused, requests in progress get up to ``grace`` seconds to finish, and the rest
+        is closed. Returns the signal's number. This is ``azml-chat serve``.
+        """
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with self:
+                if on_ready is not None:
+                    on_ready(self)
+                async for signum in signals:
+                    logger.info("received signal %d: finishing requests in progress (up to %gs)", signum, grace)
+                    await self.drain(grace)
+                    return int(signum)
+        raise RuntimeError("the signal receiver ended without a signal")  # pragma: no cover
 
     # -- thread lifecycle ------------------------------------------------------------------
 
@@ -477,24 +528,50 @@ class LocalEndpoint:
         req: RecordedRequest,
         too_large: bool,
     ) -> bool:
+        started = time.perf_counter()
         with self._lock:
             self._requests.append(req)
-        fault = self._faults.take(req.method, req.path)
-        if too_large:
-            msg = f"Request body exceeds {self.max_body_bytes} bytes."
-            reply = azure_error(413, "PayloadTooLarge", msg)
-        elif fault is not None and fault.replaces_reply:
-            reply = fault_reply(fault)
-        else:
-            reply = await self.app.handle(req)
-        if fault is not None:
-            reply = apply_fault(reply, fault)
-        headers = self.app.reply_headers(req) | reply.headers
+        self._active += 1
+        status, completed = 0, False
         try:
-            return await self._send_reply(conn, stream, reply, headers, fault)
+            fault = self._faults.take(req.method, req.path)
+            if too_large:
+                msg = f"Request body exceeds {self.max_body_bytes} bytes."
+                reply = azure_error(413, "PayloadTooLarge", msg)
+            elif fault is not None and fault.replaces_reply:
+                reply = fault_reply(fault)
+            else:
+                reply = await self.app.handle(req)
+            if fault is not None:
+                reply = apply_fault(reply, fault)
+            status = reply.status
+            headers = self.app.reply_headers(req) | reply.headers
+            try:
+                completed = await self._send_reply(conn, stream, reply, headers, fault)
+                return completed
+            finally:
+                if reply.on_sent is not None:
+                    reply.on_sent()
         finally:
-            if reply.on_sent is not None:
-                reply.on_sent()
+            self._active -= 1
+            if not self._active and self._idle is not None:
+                self._idle.set()
+            if access_log.isEnabledFor(logging.INFO):
+                self._log_request(req, status, completed, time.perf_counter() - started)
+
+    def _log_request(self, req: RecordedRequest, status: int, completed: bool, seconds: float) -> None:
+        """One access-log line: method, path (no query), status, latency, deployment; never a key."""
+        deployment = self.app.deployment_name(req) or "-"
+        outcome = "" if completed else " (connection closed)"
+        access_log.info(
+            "%s %s %s %.1fms deployment=%s%s",
+            req.method,
+            req.path,
+            status or "-",
+            seconds * 1000,
+            deployment,
+            outcome,
+        )
 
     async def _send_reply(
         self,

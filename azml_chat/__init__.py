@@ -1,5 +1,6 @@
 """azml-chat: a fast, async-first, typed client for chat models on Azure Machine Learning
-online endpoints (dedicated ``/score``) and Azure AI serverless endpoints (chat completions).
+online endpoints (dedicated ``/score`` and vLLM routes), serverless endpoints, Azure AI
+Foundry and Azure OpenAI (``/models/chat/completions``, ``/openai/v1/...``).
 
     from azml_chat import AsyncChatClient
 
@@ -45,6 +46,7 @@ from .formatters import (
     get_formatter,
     register_formatter,
 )
+from .hooks import AttemptInfo, CallInfo, CallResult, ChatHooks
 from .messages import (
     ChatResponse,
     Choice,
@@ -88,11 +90,15 @@ __all__ = [
     "APITimeoutError",
     "AsyncChatClient",
     "AsyncChatStream",
+    "AttemptInfo",
     "AuthenticationError",
     "AzureMLChatError",
     "BadRequestError",
+    "CallInfo",
+    "CallResult",
     "ChatClient",
     "ChatFormatter",
+    "ChatHooks",
     "ChatParams",
     "ChatResponse",
     "ChatStream",
@@ -139,3 +145,52 @@ __all__ = [
     "tool_schema",
     "tools_to_wire",
 ]
+
+
+def __dir__() -> list[str]:
+    """The module's names, the lazily loaded ones included (for ``dir()`` and tab completion)."""
+    return sorted({*globals(), *_LAZY})
+
+
+# The map of the public API that ``help(azml_chat)`` shows; it lives here, beside __all__, so a
+# name added there is added here too (tests/test_package.py checks that every one is listed).
+__doc__ = f"""{__doc__}
+Public API (``help(azml_chat.<name>)`` tells more about each):
+
+Clients
+    AsyncChatClient, ChatClient
+        ``chat()``, ``stream()``, ``chat_structured()``, ``model_info()``; ``from_env()``
+    AsyncChatStream, ChatStream
+        what ``stream()`` returns: iterate for StreamChunk pieces, then ``get_final_response()``
+    ClientOptions, ChatParams
+        the keyword arguments of the constructors and of ``chat()``/``stream()``, typed
+    RetryPolicy, ModelInfo, DEFAULT_API_VERSION
+    ChatHooks, CallInfo, AttemptInfo, CallResult
+        hooks=[...] on a client: told about every call and attempt (azml_chat.hooks)
+
+Messages and replies
+    Message, TextPart, ImagePart, ToolCall, ToolCallDelta
+    ChatResponse, Choice, TokenLogprob, TopLogprob, RateLimit, StreamChunk, Usage
+
+Tools and structured output (attrs classes, dataclasses, TypedDicts, pydantic models, typing)
+    tool_schema, tools_to_wire, execute_tool_calls, aexecute_tool_calls
+    response_format_for, json_schema, parse_structured
+
+Formatters (the request and reply shapes of dedicated /score containers)
+    ChatFormatter, OpenAIChatFormatter, LlamaChatFormatter, MistralChatFormatter,
+    PhiChatFormatter, TextGenerationFormatter
+    get_formatter, register_formatter, available_formatters, family_for_model
+
+Errors (every one an AzureMLChatError)
+    ConfigurationError, InvalidRequestError, ClientClosedError, APIConnectionError, APITimeoutError,
+    APIStatusError, BadRequestError, AuthenticationError, PermissionDeniedError,
+    NotFoundError, RateLimitError, ServerError, ModelError, ResponseFormatError,
+    StructuredOutputError, StreamError
+
+Submodules
+    azml_chat.structured, azml_chat.tools   the schema and tool helpers in full
+    azml_chat.testing                       LocalEndpoint, an embedded endpoint for tests
+    azml_chat.langchain                     LangChain chat model and LLM (needs langchain-core)
+
+__version__ is the installed version.
+"""

@@ -46,6 +46,7 @@ from .errors import (
     StreamError,
 )
 from .formatters import CALL_FEATURES, STANDARD_KEYS, ChatFormatter
+from .hooks import AttemptInfo, CallInfo
 from .messages import ChatResponse, Choice, Message, ModelInfo, StreamChunk, ToolCall, ToolCallDelta, Usage
 
 __all__ = ["Attempts", "Call", "StreamState", "prepare"]
@@ -104,7 +105,7 @@ def default_headers(settings: ClientSettings) -> dict[str, str]:
 class Call:
     """One prepared call: the request and the limits it runs under (never changed once made)."""
 
-    __slots__ = ("deadline", "formatter", "max_retries", "request", "secrets", "stream", "timeout")
+    __slots__ = ("formatter", "max_retries", "messages", "params", "request", "secrets", "stream", "timeout")
 
     def __init__(
         self,
@@ -114,6 +115,8 @@ class Call:
         max_retries: int,
         stream: bool,
         secrets: tuple[str, ...],
+        messages: tuple[Message, ...] = (),
+        params: Mapping[str, Any] | None = None,
     ) -> None:
         self.request = request
         self.formatter = formatter
@@ -122,6 +125,9 @@ class Call:
         self.max_retries = max_retries
         self.stream = stream
         self.secrets = secrets
+        #: What was asked, for hooks: the messages and the body parameters (no messages, no secrets).
+        self.messages = messages
+        self.params = params or {}
 
 
 def _check_keys(params: Mapping[str, Any], owner: str) -> None:
@@ -254,6 +260,8 @@ def prepare(
         settings.max_retries if max_retries is None else check_retries(max_retries, InvalidRequestError),
         streaming,
         (key,) if key else (),
+        prepared,
+        merged,
     )
 
 
@@ -523,6 +531,15 @@ class Emit:
         self.chunk = chunk
 
 
+class Notify:
+    """Tell the hooks how an attempt went."""
+
+    __slots__ = ("info",)
+
+    def __init__(self, info: AttemptInfo) -> None:
+        self.info = info
+
+
 class _GetToken:
     """Fetch the credential's current token (the pump sends back the token text)."""
 
@@ -531,7 +548,7 @@ class _GetToken:
 
 GET_TOKEN = _GetToken()
 
-Action = Send | Read | Release | Sleep | Emit | _GetToken
+Action = Send | Read | Release | Sleep | Emit | Notify | _GetToken
 Flow = Generator[Action, Any, Any]
 
 
@@ -556,6 +573,8 @@ class Attempts:
         "_policy",
         "_tokens",
         "attempt",
+        "call_info",
+        "sent",
         "started",
     )
 
@@ -565,16 +584,21 @@ class Attempts:
         settings: ClientSettings,
         tokens: Any = None,
         clock: Callable[[], float] = time.monotonic,
+        info: CallInfo | None = None,
     ) -> None:
         self._call = call
+        #: The call as hooks see it; set only when hooks listen (then each attempt is reported).
+        self.call_info = info
         self._policy = settings.retry_policy
         self._dedicated = settings.endpoint.api_type == "dedicated"
         self._authenticated = tokens is not None or settings.api_key is not None or "authorization" in settings.headers
         self._tokens = tokens
         self._clock = clock
         self._limit = settings.max_response_bytes
-        #: The attempt under way, counting from 0.
+        #: The retry under way, counting from 0 (a re-authentication after a 401 is not one).
         self.attempt = 0
+        #: Requests sent so far.
+        self.sent = 0
         #: When the call began, by ``clock``.
         self.started = clock()
 
@@ -631,6 +655,7 @@ class Attempts:
                     "%s %s (attempt %d of %d)", request.method, request.url, self.attempt + 1, call.max_retries + 1
                 )
             sent_at = self._clock()
+            self.sent += 1
             outcome = yield Send(request)
             error: AzureMLChatError
             if isinstance(outcome, AzureMLChatError):
@@ -645,6 +670,8 @@ class Attempts:
                         request_id_of(headers),
                     )
                 if status < 400:
+                    if self.call_info is not None:
+                        yield self._attempt_done(sent_at, status, request_id_of(headers), None, None)
                     return headers, handle, sent_at
                 body = yield from self._read_whole(handle, None, request_id_of(headers))
                 yield Release(handle)
@@ -660,14 +687,40 @@ class Attempts:
             if reauthenticate and isinstance(error, AuthenticationError):
                 reauthenticate = False
                 tokens.invalidate(seen)
-                continue
+                if self.call_info is not None:
+                    yield self._attempt_done(sent_at, error, None, error, 0.0)
+                continue  # a fresh token is no retry: it does not use up max_retries
             delay = retry_delay(error, self.attempt, call.max_retries, self._policy, dedicated=self._dedicated)
+            if self.call_info is not None:
+                yield self._attempt_done(sent_at, error, None, error, delay)
             if delay is None:
                 logger.debug("attempt %d failed, not retrying: %s", self.attempt + 1, error)
                 raise error
             logger.info("attempt %d failed (%s); retrying in %.3fs", self.attempt + 1, error, delay)
             yield Sleep(delay)
             self.attempt += 1
+
+    def _attempt_done(
+        self,
+        sent_at: float,
+        status: int | AzureMLChatError,
+        request_id: str | None,
+        error: AzureMLChatError | None,
+        retry_in: float | None,
+    ) -> Notify:
+        if isinstance(status, AzureMLChatError):
+            request_id = status.request_id
+            status = status.status_code if isinstance(status, APIStatusError) else None  # type: ignore[assignment]
+        info = AttemptInfo(
+            self.call_info,  # type: ignore[arg-type]
+            self.sent - 1,
+            status,  # type: ignore[arg-type]
+            request_id,
+            self._clock() - sent_at,
+            error,
+            retry_in,
+        )
+        return Notify(info)
 
     def chat(self) -> Flow:
         """The whole call of ``chat()``: returns the :class:`ChatResponse`."""

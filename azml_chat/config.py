@@ -170,7 +170,8 @@ def _split(url: Any) -> SplitResult:
     except ValueError:
         given = parts.netloc.rpartition(":")[2]
         if not given.isdigit():
-            raise ConfigurationError(f"endpoint_url {text!r} is not a valid URL (port {given!r}): {_URL_HELP}") from None
+            bad_port = f"endpoint_url {text!r} is not a valid URL (port {given!r})"
+            raise ConfigurationError(f"{bad_port}: {_URL_HELP}") from None
         raise ConfigurationError(f"endpoint_url {text!r} has port {given}, outside 1-65535") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigurationError(f"endpoint_url {text!r} must be an http(s) URL with a host: {_URL_HELP}")
@@ -391,6 +392,7 @@ class ClientSettings:
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
     max_concurrency: int | None = None
     extra_parameters: ExtraParameters | None = None
+    hooks: tuple[Any, ...] = ()
 
     @property
     def key(self) -> str | None:
@@ -420,6 +422,7 @@ class ClientSettings:
         max_response_bytes = get("max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES)
         headers, deployment_name = get("headers"), get("deployment_name")
         from .formatters import get_formatter  # formatters import config's neighbours, not config
+        from .hooks import check_hooks
 
         env = settings_from_env()
         if endpoint_url is None:
@@ -497,6 +500,7 @@ class ClientSettings:
             max_response_bytes=max_response_bytes,
             max_concurrency=max_concurrency,
             extra_parameters=extra_parameters,
+            hooks=check_hooks(get("hooks")),
         )
 
 
@@ -551,6 +555,9 @@ class ClientOptions(TypedDict, total=False):
     #: The ``extra-parameters`` header on Azure AI model inference routes: ``"pass-through"``,
     #: ``"drop"`` or ``"error"``. Default: ``pass-through`` when a call sends ``extra_body`` keys.
     extra_parameters: ExtraParameters | None
+    #: :class:`~azml_chat.hooks.ChatHooks` told about every call and attempt (besides the
+    #: defaults of :func:`~azml_chat.hooks.add_default_hooks`).
+    hooks: Sequence[Any] | None
 
 
 class ChatParams(TypedDict, total=False):

@@ -298,4 +298,3 @@ def test_a_key_with_surrounding_whitespace_is_stripped(endpoint: LocalEndpoint) 
     with ChatClient(endpoint.url, api_key=f"  {KEY}\n") as client:
         assert client.settings.key == KEY
         assert client.settings.api_key == KEY
-

@@ -323,3 +323,21 @@ def test_wire_plan(
     reply = Reply(200, b"0123456789", events=events, split=1)
     plan = wire_plan(reply, fault)
     assert (plan.send_head, plan.pieces, plan.complete) == (send_head, pieces, complete)
+
+
+def test_scripting_example_runs() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "local_endpoint_scripting.py")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=60,
+        check=True,
+    )
+    assert result.stdout.splitlines() == [
+        "after a 429 and a 424: 'first scripted reply' (3 attempts)",
+        "next: 'second scripted reply', reasoning 'I thought about it'",
+        "6 at once against capacity 4: 4 answered, 2 refused with 429",
+        "endpoint saw: 4 admitted, 2 refused, peak 4",
+    ]

@@ -8,19 +8,22 @@ finished, then the process exits 0).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
-from azml_chat.testing import Fault, LocalEndpoint, ScriptedReply, load_replies, replay_responder
-from azml_chat.testing._faults import wire_plan
+from azml_chat.testing import ChatTurn, Fault, LocalEndpoint, ScriptedReply, load_replies, replay_responder
+from azml_chat.testing._faults import fault_reply, wire_plan
 from azml_chat.testing._reply import Reply
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -341,3 +344,105 @@ def test_scripting_example_runs() -> None:
         "6 at once against capacity 4: 4 answered, 2 refused with 429",
         "endpoint saw: 4 admitted, 2 refused, peak 4",
     ]
+
+
+# -- the library side of serve, in this process (so coverage sees it) -------------------------
+
+
+def test_serve_until_signal_finishes_requests_in_progress() -> None:
+    endpoint = LocalEndpoint()
+    endpoint.add_fault(Fault(delay_between_chunks=0.02, chunk_size=16))  # a reply taking ~0.4 s
+    bodies: list[Any] = []
+
+    def client(url: str) -> None:
+        with (
+            httpx.Client(headers={"api-key": "test-key"}, timeout=10) as c,
+            c.stream("POST", url, json={"messages": [{"role": "user", "content": "in progress"}]}) as r,
+        ):
+            os.kill(os.getpid(), signal.SIGINT)  # handled by the endpoint's signal receiver
+            bodies.append(json.loads(r.read()))
+
+    threads: list[threading.Thread] = []
+
+    def ready(ep: LocalEndpoint) -> None:
+        threads.append(threading.Thread(target=client, args=(ep.url,)))
+        threads[0].start()
+
+    signum = anyio.run(lambda: endpoint.serve_until_signal(grace=20, on_ready=ready))
+    threads[0].join(10)
+    assert signum == signal.SIGINT
+    assert bodies[0]["choices"][0]["message"]["content"] == "in progress"
+    with pytest.raises(RuntimeError, match="not running"):
+        _ = endpoint.port
+
+
+async def _drain_gives_up_after_grace() -> None:
+    arrived = anyio.Event()
+
+    async def stuck_model(turn: ChatTurn) -> str:
+        arrived.set()
+        await anyio.sleep_forever()
+        raise AssertionError  # pragma: no cover
+
+    async def caller(url: str) -> None:
+        async with httpx.AsyncClient(headers={"api-key": "test-key"}) as c:
+            with pytest.raises(httpx.TransportError):
+                await c.post(url, json={"messages": [{"role": "user", "content": "x"}]})
+
+    async with anyio.create_task_group() as tg:
+        async with LocalEndpoint(responder=stuck_model) as endpoint:
+            tg.start_soon(caller, endpoint.url)
+            await arrived.wait()
+            await endpoint.drain(0.01)  # the request outlives the grace period ...
+            assert endpoint.capacity_stats.in_flight == 1
+            with pytest.raises(httpx.ConnectError):  # ... and no new connection is taken
+                async with httpx.AsyncClient() as c:
+                    await c.get(endpoint.base_url + "/")
+        # leaving the endpoint closed what was left
+        assert endpoint.capacity_stats.in_flight == 0
+
+
+def test_drain_gives_up_after_grace() -> None:
+    anyio.run(_drain_gives_up_after_grace)
+
+
+def test_access_log_lines(azml_endpoint_factory: Any, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="azml_chat.testing.access")
+    message = {"messages": [{"role": "user", "content": "x"}]}
+    dedicated = azml_endpoint_factory(kind="dedicated", deployments=["blue"])
+    httpx.post(
+        dedicated.url,
+        json={"input_data": {"input_string": message["messages"]}},
+        headers={"authorization": "Bearer test-key"},
+    )
+    serverless = azml_endpoint_factory(api_key=KEY)
+    httpx.post(
+        serverless.url + "?api-version=1&key=" + KEY, json={**message, "model": "phi-4"}, headers={"api-key": KEY}
+    )
+    httpx.post(serverless.score_url, content=b"[]", headers={"api-key": KEY})
+    httpx.get(serverless.base_url + "/")
+    aoai = azml_endpoint_factory(kind="azure-openai")
+    httpx.post(aoai.deployment_url("gpt-4o") + "?api-version=2024-10-21", json=message, headers={"api-key": "test-key"})
+    lines = [r.getMessage() for r in caplog.records if r.name == "azml_chat.testing.access"]
+    shapes = [(line.split()[:3], line.split()[-1]) for line in lines]
+    assert shapes == [
+        (["POST", "/score", "200"], "deployment=blue"),
+        (["POST", "/v1/chat/completions", "200"], "deployment=phi-4"),
+        (["POST", "/score", "400"], "deployment=default"),
+        (["GET", "/", "200"], "deployment=-"),
+        (["POST", "/openai/deployments/gpt-4o/chat/completions", "200"], "deployment=gpt-4o"),
+    ]
+    assert all(KEY not in line and "api-version" not in line for line in lines)
+
+
+def test_fault_replies_for_unusual_statuses() -> None:
+    assert fault_reply(Fault(599)).body == b'{"error":{"code":"Error","message":"Simulated 599 Error (fault)."}}'
+    assert fault_reply(Fault(204)).body == b""
+
+
+def test_testing_namespace() -> None:
+    import azml_chat.testing as testing
+
+    assert {"LocalEndpoint", "Fault", "CapacityStats", "load_replies", "replay_responder"} <= set(dir(testing))
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        _ = testing.Nope  # type: ignore[attr-defined]

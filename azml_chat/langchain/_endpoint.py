@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import weakref
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from typing import Any, ClassVar, NamedTuple, Self, TypedDict
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
@@ -14,7 +14,7 @@ from langchain_core.language_models import LangSmithParams
 from langchain_core.utils import from_env, secret_from_env
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator
 
-from azml_chat import AsyncChatClient, ChatClient, RetryPolicy
+from azml_chat import AsyncChatClient, ChatClient, ChatHooks, RetryPolicy
 from azml_chat.config import Endpoint, parse_endpoint
 from azml_chat.errors import ConfigurationError, InvalidRequestError
 from azml_chat.formatters import ChatFormatter
@@ -61,6 +61,7 @@ class ClientArgs(TypedDict):
     retry_policy: RetryPolicy | None
     credential: Any
     api_version: str | None
+    hooks: Sequence[ChatHooks] | None
 
 
 def _loop_key() -> object:
@@ -200,6 +201,9 @@ class AzureMLBaseEndpoint(BaseModel):
     """An Azure Entra ID credential (``azure.identity``) instead of a key."""
     retry_policy: RetryPolicy | None = Field(default=None, exclude=True)
     """Backoff between retries (default: :class:`azml_chat.RetryPolicy`)."""
+    hooks: Sequence[ChatHooks] | None = Field(default=None, exclude=True)
+    """:class:`azml_chat.ChatHooks` told about every call and attempt (e.g.
+    ``azml_chat.otel.OpenTelemetryHooks()``), besides the defaults of ``instrument()``."""
 
     _clients: Clients = PrivateAttr(default_factory=Clients)
     #: Whether the model sends one text prompt per call (the LLM class) rather than a chat.
@@ -342,6 +346,7 @@ class AzureMLBaseEndpoint(BaseModel):
             retry_policy=self.retry_policy,
             credential=self.credential,
             api_version=self.api_version,
+            hooks=self.hooks,
         )
 
     def _sync_client(self) -> ChatClient:

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -423,7 +424,16 @@ def test_access_log_lines(azml_endpoint_factory: Any, caplog: pytest.LogCaptureF
     httpx.get(serverless.base_url + "/")
     aoai = azml_endpoint_factory(kind="azure-openai")
     httpx.post(aoai.deployment_url("gpt-4o") + "?api-version=2024-10-21", json=message, headers={"api-key": "test-key"})
-    lines = [r.getMessage() for r in caplog.records if r.name == "azml_chat.testing.access"]
+
+    def logged() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.name == "azml_chat.testing.access"]
+
+    # a line is written once the reply is out: the client may see the reply a moment before
+    for _ in range(500):
+        if len(logged()) == 5:
+            break
+        time.sleep(0.002)
+    lines = logged()
     shapes = [(line.split()[:3], line.split()[-1]) for line in lines]
     assert shapes == [
         (["POST", "/score", "200"], "deployment=blue"),

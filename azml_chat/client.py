@@ -94,8 +94,7 @@ class _BaseChatClient:
     @property
     def formatter(self) -> ChatFormatter:
         """The formatter that builds request bodies and parses replies."""
-        formatter: ChatFormatter = self._settings.formatter
-        return formatter
+        return self._settings.formatter
 
     @property
     def model_kwargs(self) -> dict[str, Any]:
@@ -158,7 +157,7 @@ class _BaseChatClient:
             endpoint.route,
             call.request.url,
             endpoint.host,
-            endpoint.port or 443,
+            endpoint.port or (443 if call.request.url.startswith("https:") else 80),
             model if isinstance(model, str) else None,
             settings.deployment_name,
             call.params,
@@ -619,8 +618,8 @@ class ChatStream:
         first: float | None = None
         error: BaseException | None = None
         try:
-            with client._slots:
-                for chunk in client._pump(attempts.stream(), result):
+            with client._slots, contextlib.closing(client._pump(attempts.stream(), result)) as chunks:
+                for chunk in chunks:
                     first = first or time.monotonic()
                     yield chunk
             self.response = result[0]

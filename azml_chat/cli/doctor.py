@@ -224,6 +224,11 @@ def _route_base(url: str) -> str:
     return urlunsplit(parts._replace(path=path, query="", fragment=""))
 
 
+def _chat_route(setup: Setup) -> bool:
+    """Whether ``setup`` calls a chat-completions route (not ``/score``)."""
+    return not urlsplit(setup.url).path.endswith("/score")
+
+
 def _key_headers(key: str | None, header: AuthHeader) -> dict[str, str]:
     headers = {}
     if key and header in ("both", "bearer"):
@@ -406,42 +411,46 @@ class _Doctor:
             yield chat
             yield from score
 
-    def check_bodies(self, family: str, served_model: str | None) -> Setup | None:
-        """Try each route and body format; the first that answers (the given route preferred)."""
-        working: Setup | None = None
+    def check_bodies(self, family: str, served_model: str | None) -> list[Setup]:
+        """Try each route and body format; those that answer, the given route's first."""
+        working: list[Setup] = []
         for setup in self.candidates(family, served_model):
             path = urlsplit(setup.url).path
             label = _BODY_LABELS.get(setup.formatter, f"input_data.input_string chat messages ({setup.formatter})")
             name = f"{path} {label}"
             reply, error, seconds = self.chat(setup)
-            if error is not None:
-                self.failed(name, error, seconds)
+            if error is None:
+                assert reply is not None
+                self.add(name, True, f"answered {reply.content[:40]!r}", 200, seconds)
+                working.append(setup)
                 continue
-            assert reply is not None
-            self.add(name, True, f"answered {reply.content[:40]!r}", 200, seconds)
-            working = working or setup
+            self.failed(name, error, seconds)
+            if isinstance(error, BadRequestError) and _chat_route(setup) and not setup.model:
+                detail = self.probes[-1].detail + " (multi-model and vLLM routes need a model: pass --model NAME)"
+                self.probes[-1] = attrs.evolve(self.probes[-1], detail=detail)
         return working
 
     def check_features(self, setup: Setup) -> None:
-        """Streaming, stream_options, tools and json_schema on the working setup."""
-        streams = get_formatter(setup.formatter).supports_streaming and not setup.url.endswith("/score")
-        if streams:
-            self.check_stream(setup, "streaming", {})
-            self.check_stream(setup, "stream_options", {"stream_options": {"include_usage": True}})
+        """Streaming, stream_options, tools and json_schema on ``setup``."""
+        where = "" if setup.url == self.endpoint.url else f" on {urlsplit(setup.url).path}"
+        if get_formatter(setup.formatter).supports_streaming and _chat_route(setup):
+            self.check_stream(setup, f"streaming{where}", {})
+            self.check_stream(setup, f"stream_options{where}", {"stream_options": {"include_usage": True}})
         else:
             why = "this body does not stream: the client hands over the whole reply as one chunk"
             self.add("streaming", None, why)
             self.add("stream_options", None, why)
         reply, error, seconds = self.chat(setup, tools=[_WEATHER_TOOL])
         if error is not None:
-            self.failed("tools", error, seconds)
+            self.failed(f"tools{where}", error, seconds)
         else:
             assert reply is not None
             called = ", ".join(call.name for call in reply.tool_calls)
-            self.add("tools", True, f"accepted; the model called {called}" if called else "accepted", 200, seconds)
+            detail = f"accepted; the model called {called}" if called else "accepted"
+            self.add(f"tools{where}", True, detail, 200, seconds)
         reply, error, seconds = self.chat(setup, response_format=_ANSWER_FORMAT)
         if error is not None:
-            self.failed("response_format json_schema", error, seconds)
+            self.failed(f"response_format json_schema{where}", error, seconds)
         else:
             assert reply is not None
             try:
@@ -449,7 +458,7 @@ class _Doctor:
                 shape = "the reply is JSON"
             except ValueError:
                 shape = "but the reply is not JSON (the model may ignore it)"
-            self.add("response_format json_schema", True, f"accepted; {shape}", 200, seconds)
+            self.add(f"response_format json_schema{where}", True, f"accepted; {shape}", 200, seconds)
 
     def check_stream(self, setup: Setup, name: str, params: dict[str, Any]) -> None:
         def stream() -> tuple[int, ChatResponse]:
@@ -507,12 +516,13 @@ class _Doctor:
         family = self.formatter or (family_for_model(info_model) if info_model else "llama")
         if get_formatter(family).dialect != "score":
             family = "llama"
-        setup = self.check_bodies(family, served_model)
-        if setup is None:
+        working = self.check_bodies(family, served_model)
+        if not working:
             return None
-        self.check_features(setup)
-        self.check_latency(setup)
-        return setup
+        # features live on the chat-completions body where one answers (vLLM next to /score)
+        self.check_features(next((setup for setup in working if _chat_route(setup)), working[0]))
+        self.check_latency(working[0])
+        return working[0]
 
 
 def diagnose(

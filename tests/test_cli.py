@@ -126,3 +126,14 @@ def test_core_examples_run(example: str) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "Collatz" in result.stdout or "Azure Machine Learning" in result.stdout
+
+
+def test_python_dash_m_runs_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib
+
+    monkeypatch.setattr("sys.argv", ["azml-chat", "chat", "--local", "as python -m runs it"])
+    monkeypatch.delitem(sys.modules, "azml_chat.cli.__main__", raising=False)
+    with pytest.raises(SystemExit) as exit_:
+        importlib.import_module("azml_chat.cli.__main__")  # what `python -m azml_chat.cli` executes
+    sys.modules.pop("azml_chat.cli.__main__", None)
+    assert exit_.value.code == 0 and capsys.readouterr().out == "as python -m runs it\n"

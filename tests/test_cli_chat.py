@@ -247,3 +247,93 @@ def test_tool_calls_and_reasoning_are_shown(capsys: pytest.CaptureFixture[str]) 
         assert main(["chat", "--url", endpoint.url, "--api-key", API_KEY, "-v", "--stream", "again"]) == EXIT_OK
         captured = capsys.readouterr()
         assert "get_weather" in captured.out and "they want weather" in captured.err
+
+
+# -- the same paths in process (so that coverage sees them) -------------------------------------------
+
+
+def test_in_process_embedded_endpoint_stdin_and_json(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("from the pipe\n"))
+    assert main(["chat", "--stream", "--system", "Be brief"]) == EXIT_OK
+    captured = capsys.readouterr()
+    assert captured.out == "from the pipe\n" and "using the embedded local endpoint" in captured.err
+    monkeypatch.setattr("sys.stdin", io.StringIO("the text"))
+    assert main(["chat", "--json", "Summarize:", "-"]) == EXIT_OK
+    assert json.loads(capsys.readouterr().out)["content"] == "Summarize:\n\nthe text"
+    monkeypatch.setattr("sys.stdin", io.StringIO("  \n"))
+    assert main(["chat"]) == EXIT_USAGE
+    assert main(["chat", "--local", "--url", "http://127.0.0.1:9/score", "x"]) == EXIT_USAGE
+    assert "--local and --url exclude each other" in capsys.readouterr().err
+
+
+def test_in_process_every_endpoint_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    with LocalEndpoint(kind="dedicated", api_key=API_KEY, deployments=["blue"]) as endpoint:
+        vllm_route = endpoint.base_url + "/v1/chat/completions"
+        flags = ["--url", vllm_route, "--api-key", API_KEY, "--api-type", "dedicated", "--deployment", "blue"]
+        flags += ["--formatter", "openai", "--model", "m1", "--timeout", "5", "--max-retries", "0"]
+        assert main(["chat", *flags, "-o", "top_k=2", "flags"]) == EXIT_OK
+        request = endpoint.requests[-1]
+        endpoint.add_fault(Fault(503))
+        assert main(["chat", *flags, "refused"]) == EXIT_FAILED  # no retries
+    assert request.headers["azureml-model-deployment"] == "blue"
+    assert request.json["model"] == "m1" and request.json["top_k"] == 2
+    err = capsys.readouterr().err
+    assert "ServerError: HTTP 503" in err and "retrying" not in err
+
+
+def test_ctrl_c_in_process_is_exit_130(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("azml_chat.cli.chat.ask", interrupted)
+    assert main(["chat", "--local", "x"]) == 130
+    assert capsys.readouterr().err.endswith("azml-chat: interrupted\n")
+
+
+def test_a_closed_stdout_ends_quietly(served: LocalEndpoint) -> None:
+    import subprocess
+    import sys
+
+    from cli_support import ROOT, cli_env
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "azml_chat.cli", "chat", "--url", served.url, "--api-key", API_KEY, "x" * 100_000],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+        env=cli_env(),
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # like `| head` that has read enough
+    err = process.stderr.read().decode()
+    assert process.wait(timeout=60) == EXIT_FAILED
+    assert "Traceback" not in err and "BrokenPipeError" not in err
+
+
+def test_stderr_report_words() -> None:
+    from azml_chat import APIConnectionError, RateLimitError
+    from azml_chat.cli.progress import StderrReport, describe_error
+    from azml_chat.hooks import AttemptInfo, CallInfo, CallResult
+
+    assert describe_error(None) == "no reply"
+    assert describe_error(APIConnectionError("refused")) == "APIConnectionError"
+    assert describe_error(RateLimitError("slow down", status_code=429)) == "HTTP 429 RateLimitError"
+    out = io.StringIO()
+    report = StderrReport(verbose=True, stream=out)
+    call = CallInfo("chat", "serverless", "v1-chat", "http://h/v1", "h", 80, "m", "blue", {}, (), "cid")
+    report.on_call_start(call)
+    report.on_attempt(AttemptInfo(call, 0, None, None, 0.5, APIConnectionError("refused"), 2.5))
+    report.on_attempt(AttemptInfo(call, 1, None, None, 0.25, APIConnectionError("refused"), None))
+    report.on_call_end(CallResult(call, None, APIConnectionError("refused"), 2, 3.0))
+    assert out.getvalue().splitlines() == [
+        "azml-chat: chat http://h/v1 (route v1-chat, model m, deployment blue; client request id cid)",
+        "azml-chat: attempt 1 failed (APIConnectionError); retrying in 2.5 s",
+        "azml-chat: attempt 2: no reply in 0.250 s",
+        "azml-chat: failed: 3.000 s, 2 attempts",
+    ]
+    quiet = StderrReport(stream=out)
+    quiet.on_call_start(call)
+    quiet.on_call_end(CallResult(call, None, None, 1, 1.0))
+    assert len(out.getvalue().splitlines()) == 4

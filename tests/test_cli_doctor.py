@@ -247,3 +247,40 @@ def test_without_a_key_requests_carry_none() -> None:
 )
 def test_explain_every_kind_of_failure(error: BaseException, hint: str) -> None:
     assert hint in explain(error)
+
+
+def test_failed_features_and_a_family_named_by_info(capsys: pytest.CaptureFixture[str]) -> None:
+    def picky(turn: ChatTurn) -> str:
+        for feature in ("tools", "response_format", "stream"):
+            if turn.params.get(feature):
+                raise RuntimeError(f"this model has no {feature}")
+        return "OK"
+
+    with LocalEndpoint(
+        kind="dedicated", family="mistral", model_name="Mistral-7B-Instruct-v0.3", api_key=KEY, responder=picky
+    ) as endpoint:
+        diagnosis = diagnose(endpoint.url, KEY)
+        endpoint.add_fault(Fault(404, path="/v1/chat/completions"))
+        score_only = diagnose(endpoint.url, KEY)
+    assert diagnosis.setup is not None and diagnosis.setup.formatter == "mistral"  # the family /info names
+    for name in ("streaming", "tools", "response_format json_schema"):
+        failed = probe(diagnosis, f"{name} on /v1/chat/completions")
+        assert failed.ok is False and "this model has no" in failed.detail, failed
+    assert probe(score_only, "streaming").ok is None
+    assert "not sent: the client cannot put this in that body" in probe(score_only, "tools").detail
+
+
+def test_a_chat_completions_family_name_still_tries_score_bodies() -> None:
+    with LocalEndpoint(kind="dedicated", family="llama", model_name="gpt-4o", api_key=KEY) as endpoint:
+        diagnosis = diagnose(endpoint.url, KEY)
+    assert diagnosis.setup is not None and diagnosis.setup.formatter == "llama"
+
+
+def test_reports_in_process(serverless: LocalEndpoint, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["doctor", serverless.url, "--api-key", KEY, "--json"]) == EXIT_OK
+    report = json.loads(capsys.readouterr().out)
+    assert report["working"] and report["client_options"]["auth_header"] == "both"
+    with LocalEndpoint(kind="serverless", api_key="short") as endpoint:
+        assert main(["doctor", endpoint.url, "--api-key", "short"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "Use it like this:" in out and "client = ChatClient(" in out

@@ -12,7 +12,7 @@ from cli_support import Terminal
 from support import API_KEY
 
 from azml_chat.cli import EXIT_INTERRUPTED, EXIT_OK, main
-from azml_chat.testing import Fault, LocalEndpoint
+from azml_chat.testing import ChatTurn, Fault, LocalEndpoint, echo_responder
 
 
 @pytest.fixture
@@ -144,17 +144,28 @@ def test_ctrl_c_while_a_slow_endpoint_is_silent(served: LocalEndpoint, terminals
 def test_conversation_in_process(
     served: LocalEndpoint, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    typed = "hello\n\n/system\n/system Be kind\n/nonsense\n/reset\n/save {}\nagain\n/quit\nnever sent\n"
+    typed = "hello\n\n/system\n/system Be kind\n/nonsense\n/reset\n/save {}\nrefused\nagain\n/quit\nnever sent\n"
     monkeypatch.setattr("sys.stdin", io.StringIO(typed.format(tmp_path / "s.jsonl")))
-    args = ["chat", "-i", "--no-stream", "--url", served.url, "--api-key", API_KEY]
-    assert main(args) == EXIT_OK
+    args = ["chat", "-i", "--no-stream", "--max-retries", "0", "--url", served.url, "--api-key", API_KEY]
+    transcript = tmp_path / "t.jsonl"
+
+    def refuse_once(turn: ChatTurn) -> str:
+        if turn.messages[-1]["content"] == "refused":
+            raise RuntimeError("refused on purpose")
+        return echo_responder(turn)
+
+    served.responder = refuse_once
+    assert main([*args, "--save", str(transcript)]) == EXIT_OK
     captured = capsys.readouterr()
-    assert captured.out.count("> ") == 9 and "hello\n" in captured.out and "again\n" in captured.out
+    assert captured.out.count("> ") == 10 and "hello\n" in captured.out and "again\n" in captured.out
+    assert "refused on purpose" in captured.err and "the turn was not kept" in captured.err
+    saved = [json.loads(line)["content"] for line in transcript.read_text().splitlines()]
+    assert saved == ["hello", "hello", "Be kind", "again", "again"]
     assert "system message: (none)" in captured.err
     assert "unknown command '/nonsense'" in captured.err
     assert "1 messages written" in captured.err
     assert served.requests[-1].json.get("stream") is not True
     assert [m["content"] for m in served.requests[-1].json["messages"]] == ["Be kind", "again"]
-    assert len(served.requests) == 2
+    assert len(served.requests) == 3
     monkeypatch.setattr("sys.stdin", io.StringIO(""))
     assert main(args) == EXIT_OK  # end of input leaves

@@ -72,3 +72,46 @@ def test_chat_and_doctor_against_a_served_endpoint(serve: tuple[str, subprocess.
     assert "POST /v1/chat/completions 429" in log and "POST /score 200" in log and "GET /v1/models 200" in log
     assert "stopped (SIGINT)" in log
     assert KEY not in log
+
+
+def test_serve_in_process_until_ctrl_c(capsys: pytest.CaptureFixture[str]) -> None:
+    """The serve command in this process (so coverage sees it): a chat through it, then SIGINT."""
+    import os
+    import socket
+    import threading
+    import time
+
+    from azml_chat import ChatClient
+    from azml_chat.cli import EXIT_USAGE, main
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    replies: list[str] = []
+
+    def use_then_stop() -> None:
+        try:
+            url = f"http://127.0.0.1:{port}/v1/chat/completions"
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=1):
+                        break
+                except OSError:
+                    time.sleep(0.01)
+            with ChatClient(url, api_key=KEY, max_retries=0) as client:
+                replies.append(client.chat("through serve").content)
+        finally:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    thread = threading.Thread(target=use_then_stop)
+    thread.start()
+    try:
+        code = main(["serve", "--port", str(port), "--api-key", KEY, "--model-name", "m", "--fault", "slow=0.01"])
+    finally:
+        thread.join()
+    assert code == EXIT_OK and replies == ["through serve"]
+    captured = capsys.readouterr()
+    assert f"at http://127.0.0.1:{port}/v1/chat/completions" in captured.out and "1 fault(s) queued" in captured.out
+    assert "stopped (SIGINT)" in captured.err
+    assert main(["serve", "--fault", "99"]) == EXIT_USAGE

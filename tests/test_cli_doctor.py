@@ -284,3 +284,18 @@ def test_reports_in_process(serverless: LocalEndpoint, capsys: pytest.CaptureFix
         assert main(["doctor", endpoint.url, "--api-key", "short"]) == EXIT_OK
     out = capsys.readouterr().out
     assert "Use it like this:" in out and "client = ChatClient(" in out
+
+
+def test_the_example_runs() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "doctor.py")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=cli_env(),
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "use formatter='mistral', auth_header='bearer'" in result.stdout
+    assert "ok  /score input_data.input_string chat messages (mistral)" in result.stdout

@@ -144,8 +144,9 @@ def test_ctrl_c_while_a_slow_endpoint_is_silent(served: LocalEndpoint, terminals
 def test_conversation_in_process(
     served: LocalEndpoint, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    typed = "hello\n\n/system\n/system Be kind\n/nonsense\n/reset\n/save {}\nrefused\nagain\n/quit\nnever sent\n"
-    monkeypatch.setattr("sys.stdin", io.StringIO(typed.format(tmp_path / "s.jsonl")))
+    lines = ["hello", "", "/system", "/system Be kind", "/nonsense", "/reset", f"/save {tmp_path / 's.jsonl'}"]
+    lines += ["/save /no/such/dir/x", "refused", "again", "/quit", "never sent"]
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(lines) + "\n"))
     args = ["chat", "-i", "--no-stream", "--max-retries", "0", "--url", served.url, "--api-key", API_KEY]
     transcript = tmp_path / "t.jsonl"
 
@@ -157,7 +158,8 @@ def test_conversation_in_process(
     served.responder = refuse_once
     assert main([*args, "--save", str(transcript)]) == EXIT_OK
     captured = capsys.readouterr()
-    assert captured.out.count("> ") == 10 and "hello\n" in captured.out and "again\n" in captured.out
+    assert "cannot write /no/such/dir/x: No such file or directory" in captured.err
+    assert captured.out.count("> ") == 11 and "hello\n" in captured.out and "again\n" in captured.out
     assert "refused on purpose" in captured.err and "the turn was not kept" in captured.err
     saved = [json.loads(line)["content"] for line in transcript.read_text().splitlines()]
     assert saved == ["hello", "hello", "Be kind", "again", "again"]
@@ -169,3 +171,5 @@ def test_conversation_in_process(
     assert len(served.requests) == 3
     monkeypatch.setattr("sys.stdin", io.StringIO(""))
     assert main(args) == EXIT_OK  # end of input leaves
+    assert main([*args, "--save", "/no/such/dir/t.jsonl"]) == 2
+    assert "cannot write the transcript to /no/such/dir/t.jsonl" in capsys.readouterr().err

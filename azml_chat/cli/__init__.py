@@ -116,6 +116,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_FAILED
+    except OSError as exc:  # a file that cannot be read or written, stdin gone, ...
+        _say(f"error: {exc}")
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m azml_chat.cli` runs __main__.py

@@ -162,7 +162,10 @@ class Conversation:
         self.verbose = verbose
         self.system = system
         self.turns: list[dict[str, str]] = []
-        self.transcript = open(save_to, "a", encoding="utf-8") if save_to else None  # noqa: SIM115 - closed in run()
+        try:
+            self.transcript = open(save_to, "a", encoding="utf-8") if save_to else None  # noqa: SIM115 - closed in run()
+        except OSError as exc:
+            raise UsageError(f"cannot write the transcript to {save_to}: {exc.strerror or exc}") from None
         if system:
             self._record({"role": "system", "content": system})
 
@@ -216,9 +219,13 @@ class Conversation:
         elif name == "/system":
             print(f"azml-chat: system message: {self.system or '(none)'}", file=sys.stderr)
         elif name == "/save" and argument:
-            with open(argument, "w", encoding="utf-8") as file:
-                file.writelines(json.dumps(m, ensure_ascii=False) + "\n" for m in self.messages())
-            print(f"azml-chat: {len(self.messages())} messages written to {argument}", file=sys.stderr)
+            try:
+                with open(argument, "w", encoding="utf-8") as file:
+                    file.writelines(json.dumps(m, ensure_ascii=False) + "\n" for m in self.messages())
+            except OSError as exc:
+                print(f"azml-chat: cannot write {argument}: {exc.strerror or exc}", file=sys.stderr)
+            else:
+                print(f"azml-chat: {len(self.messages())} messages written to {argument}", file=sys.stderr)
         else:
             print(f"azml-chat: unknown command {text!r}; {COMMANDS_HELP}", file=sys.stderr)
         return True

@@ -291,6 +291,13 @@ def test_ctrl_c_in_process_is_exit_130(monkeypatch: pytest.MonkeyPatch, capsys: 
     assert main(["chat", "--local", "x"]) == 130
     assert capsys.readouterr().err.endswith("azml-chat: interrupted\n")
 
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("azml_chat.cli.chat.ask", disk_full)
+    assert main(["chat", "--local", "x"]) == EXIT_FAILED
+    assert capsys.readouterr().err.endswith("azml-chat: error: [Errno 28] No space left on device\n")
+
 
 def test_a_closed_stdout_ends_quietly(served: LocalEndpoint) -> None:
     import subprocess

@@ -344,3 +344,14 @@ def test_stderr_report_words() -> None:
     quiet.on_call_start(call)
     quiet.on_call_end(CallResult(call, None, None, 1, 1.0))
     assert len(out.getvalue().splitlines()) == 4
+
+
+def test_verbose_reasoning_goes_to_stderr_on_its_own_line(capsys: pytest.CaptureFixture[str]) -> None:
+    def thoughtful(turn: ChatTurn) -> ScriptedReply:
+        return ScriptedReply(content="the answer", reasoning_content="let me think")
+
+    with LocalEndpoint(api_key=API_KEY, responder=thoughtful) as endpoint:
+        assert main(["chat", "-v", "--stream", "--url", endpoint.url, "--api-key", API_KEY, "q"]) == EXIT_OK
+    captured = capsys.readouterr()
+    assert captured.out == "the answer\n"
+    assert "let me think\n" in captured.err

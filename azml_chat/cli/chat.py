@@ -123,13 +123,20 @@ def ask(
 ) -> ChatResponse:
     """One call; with ``echo`` the reply is printed (as it arrives when streaming), then a newline."""
     if stream:
+        thinking = False  # reasoning printed on stderr that still needs its line ended
         with client.stream(messages, **params) as chunks:
             for chunk in chunks:
                 if verbose and chunk.reasoning_content:
                     print(chunk.reasoning_content, end="", file=sys.stderr, flush=True)
+                    thinking = True
+                if thinking and chunk.content:
+                    print(file=sys.stderr)
+                    thinking = False
                 if echo and chunk.content:
                     print(chunk.content, end="", flush=True)
             response = chunks.get_final_response()
+        if thinking:
+            print(file=sys.stderr)
     else:
         response = client.chat(messages, **params)
         if verbose and response.reasoning_content:

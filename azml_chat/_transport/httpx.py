@@ -58,7 +58,8 @@ class _HttpxBase:
         self.owned = owned
         self.holds_default_headers = owned
         self.closed = False
-        self._errors = (library.TransportError,)
+        self._undecodable = (library.DecodingError,)  # a RequestError, not a TransportError
+        self._errors = (library.TransportError, *self._undecodable)
         self._timeouts = (library.TimeoutException,)
 
     def _build(self, request: Request) -> Any:
@@ -98,7 +99,9 @@ class SyncHttpxTransport(_HttpxBase):
     def read(self, handle: _Body) -> bytes:
         if handle.pieces is None:
             handle.pieces = handle.response.iter_bytes()
-        with translate_errors(handle.request, self._errors, self._timeouts, reading=True):
+        with translate_errors(
+            handle.request, self._errors, self._timeouts, reading=True, undecodable=self._undecodable
+        ):
             return next(handle.pieces, b"")
 
     def release(self, handle: _Body) -> None:
@@ -161,7 +164,9 @@ class AsyncHttpxTransport(_HttpxBase):
     async def read(self, handle: _Body) -> bytes:
         if handle.pieces is None:
             handle.pieces = handle.response.aiter_bytes()
-        with translate_errors(handle.request, self._errors, self._timeouts, reading=True):
+        with translate_errors(
+            handle.request, self._errors, self._timeouts, reading=True, undecodable=self._undecodable
+        ):
             return await anext(handle.pieces, b"")
 
     async def release(self, handle: _Body) -> None:

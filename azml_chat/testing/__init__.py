@@ -2,7 +2,8 @@
 
 ``LocalEndpoint`` is a real HTTP/1.1 server (h11 + anyio, no other dependency) serving the
 dedicated ``/score`` and serverless ``/v1/chat/completions`` routes, with fault scripting
-(``Fault``) and request recording (``RecordedRequest``). Names load lazily so that the pytest
+(``Fault``) and request recording (``RecordedRequest``); ``instant_retries()`` records retry
+waits instead of sleeping them. Names load lazily so that the pytest
 plugin stays cheap to import.
 """
 
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ._models import ChatTurn, Fault, RecordedRequest, ScriptedReply, echo_responder
     from ._server import LocalEndpoint
+    from ._waits import instant_retries
 
 __all__ = [
     "ChatTurn",
@@ -22,9 +24,10 @@ __all__ = [
     "RecordedRequest",
     "ScriptedReply",
     "echo_responder",
+    "instant_retries",
 ]
 
-_MODULES = {"LocalEndpoint": "._server"} | dict.fromkeys(
+_MODULES = {"LocalEndpoint": "._server", "instant_retries": "._waits"} | dict.fromkeys(
     ["ChatTurn", "Fault", "RecordedRequest", "ScriptedReply", "echo_responder"], "._models"
 )
 

@@ -469,6 +469,13 @@ BODY_CASES = [
         route="score",
     ),
     Case(
+        "reply-not-matching-its-content-encoding",
+        faults(Fault(200, headers={"content-encoding": "gzip"}, body=b'{"not": "gzip"}')),
+        ResponseFormatError,
+        attempts=1,
+        match="does not match its content-encoding",
+    ),
+    Case(
         "reply-larger-than-max",
         faults(Fault(200, body=b"x" * BIG, content_type="application/json")),
         ResponseFormatError,

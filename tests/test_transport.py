@@ -305,10 +305,15 @@ def test_drivers_refuse_clients_of_another_kind() -> None:
         SyncHttpxTransport(httpx2, other, 5.0, {})  # the two libraries are never mixed
 
 
+class TracingClient(httpx.AsyncClient):
+    """A caller's own subclass, defined outside httpx (as httpx_aiohttp.HttpxAiohttpClient is)."""
+
+
 def test_library_of_a_client() -> None:
     with httpx2.Client() as ours, httpx.Client() as theirs:
         assert library_of(ours) is httpx2
         assert library_of(theirs) is httpx
+    assert library_of(TracingClient()) is httpx
     assert library_of(ClientSession()) is None
 
 

@@ -20,12 +20,14 @@ __all__ = ["AsyncHttpxTransport", "SyncHttpxTransport", "library_of"]
 
 
 def library_of(http_client: Any) -> ModuleType | None:
-    """The httpx-like module (``httpx2`` or ``httpx``) whose client ``http_client`` is, if any."""
-    module = type(http_client).__module__.split(".")[0]
-    if module in ("httpx2", "httpx"):
-        import importlib
+    """The httpx-like module (``httpx2`` or ``httpx``) whose client ``http_client`` is, if any,
+    also for a subclass defined elsewhere (``httpx_aiohttp.HttpxAiohttpClient``, a caller's own)."""
+    for cls in type(http_client).__mro__:
+        module = cls.__module__.split(".")[0]
+        if module in ("httpx2", "httpx"):
+            import importlib
 
-        return importlib.import_module(module)
+            return importlib.import_module(module)
     return None
 
 

@@ -94,8 +94,7 @@ class _BaseChatClient:
     @property
     def formatter(self) -> ChatFormatter:
         """The formatter that builds request bodies and parses replies."""
-        formatter: ChatFormatter = self._settings.formatter
-        return formatter
+        return self._settings.formatter
 
     @property
     def model_kwargs(self) -> dict[str, Any]:

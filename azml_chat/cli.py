@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ._version import __version__
+from .batch import cli as batch_cli
 from .client import ChatClient
 from .config import settings_from_env
 from .errors import AzureMLChatError, ConfigurationError
@@ -51,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=0, help="0 picks a free port")
     serve.add_argument("--api-key", default=LOCAL_KEY, help="key clients must send ('' disables auth)")
+    batch_cli.add_arguments(commands.add_parser("batch", help="run a JSONL file of requests (resumable)"))
     return parser
 
 
@@ -146,6 +148,8 @@ def _serve(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; returns the exit status (0 ok, 1 request failed, 2 bad settings)."""
     args = _parser().parse_args(argv)
+    if args.command == "batch":
+        return batch_cli.run(args)
     try:
         _chat(args) if args.command == "chat" else _serve(args)
     except ConfigurationError as exc:

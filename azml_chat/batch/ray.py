@@ -140,7 +140,8 @@ class ChatBatchProcessor:
             try:
                 requests.append(parse_request_line(row, index + 1, model=self.model, keep_model=self.keep_model))
             except InvalidRequestError as error:
-                row_id = row.get("custom_id") if isinstance(row.get("custom_id"), str) else f"line-{index + 1}"
+                given = row.get("custom_id")
+                row_id = given if isinstance(given, str) else f"line-{index + 1}"
                 results[index] = BatchResult(row_id, index, None, error, 0, None)
         positions = [index for index, result in enumerate(results) if result is None]
         for result in self._portal.call(self._run, requests):

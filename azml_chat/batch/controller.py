@@ -131,6 +131,7 @@ class AIMDController:
         self._slow_start = adaptive
         self._last_cut = -math.inf
         self._paused_until = -math.inf
+        self._full_at = -math.inf
         self._completion_tokens = float(default_completion_tokens)
         self.in_flight = 0  #: sends not yet answered
         self.overloads = 0  #: overload signals received (429, 503/504, time-outs)
@@ -163,7 +164,7 @@ class AIMDController:
         if self._requests is not None:
             delay = max(delay, self._requests.wait(now, 1.0))
         if self._tokens is not None:
-            delay = max(delay, self._tokens.wait(now, self._tokens.capacity))
+            delay = max(delay, self._tokens.wait(now, 0.0))  # out of debt: the next estimate may overdraw
         return delay
 
     def estimate_tokens(self, prompt_tokens: int, max_completion_tokens: int | None = None) -> float:
@@ -183,19 +184,23 @@ class AIMDController:
             tokens = self.estimate_tokens(prompt_tokens, max_completion_tokens)
             self._tokens.refill(now)
             self._tokens.level -= tokens
+        if self.in_flight >= self.limit:
+            self._full_at = now
         return Ticket(now, tokens)
 
     def on_success(
         self, ticket: Ticket, now: float, *, prompt_tokens: int | None = None, completion_tokens: int | None = None
     ) -> None:
         """A healthy reply: settle the token estimate with the reported usage and grow the limit."""
-        used_limit = self.in_flight >= self._limit / 2  # an idle limit is not evidence that more fits
+        # Only a limit that was reached since this send is evidence that more would fit (as TCP's
+        # cwnd validation): replies to a mostly idle limit must not grow it without bound.
+        busy = self._full_at >= ticket.sent_at or self.in_flight >= self._limit / 2
         self._release()
         if completion_tokens is not None:
             self._completion_tokens += (completion_tokens - self._completion_tokens) * 0.1
         if self._tokens is not None and prompt_tokens is not None and completion_tokens is not None:
             self._tokens.level += ticket.tokens - (prompt_tokens + completion_tokens)
-        if self.adaptive and used_limit:
+        if self.adaptive and busy:
             self._grow()
 
     def on_overload(self, ticket: Ticket, now: float, *, retry_after: float | None = None) -> None:

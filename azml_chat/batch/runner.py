@@ -321,9 +321,12 @@ class BatchRun:
         try:
             return await self._group.__aexit__(exc_type, exc, tb)
         except BaseExceptionGroup as group:  # one failure (the input raised) reads better bare
-            if len(group.exceptions) == 1:
-                raise group.exceptions[0] from None
-            raise
+            inner: BaseException = group
+            while isinstance(inner, BaseExceptionGroup) and len(inner.exceptions) == 1:
+                inner = inner.exceptions[0]
+            if inner is group:
+                raise
+            raise inner from None
         finally:
             self._receive.close()
             self._finish()
@@ -597,11 +600,11 @@ class SyncBatchRun:
 
     def __init__(
         self,
-        client: AsyncChatClient | Callable[[], AsyncChatClient],
+        client_factory: Callable[[], AsyncChatClient],
         requests: Iterable[RequestInput],
         options: Mapping[str, Any],
     ) -> None:
-        self._client_or_factory = client
+        self._client_factory = client_factory
         self._requests = requests
         self._options = dict(options)
         self._portal_cm: Any = None
@@ -616,9 +619,8 @@ class SyncBatchRun:
         self._portal_cm = anyio.from_thread.start_blocking_portal()
         portal = self._portal = self._portal_cm.__enter__()
         try:
-            client = self._client_or_factory
-            if callable(client):  # a factory: the client lives and dies on the portal's loop
-                client = self._own_client = portal.call(_make_client, client)
+            # the client lives and dies on the portal's loop: its connections belong to that loop
+            client = self._own_client = portal.call(_make_client, self._client_factory)
             self._run = portal.call(_make_run, client, self._requests, self._options)
             self._run_cm = portal.wrap_async_context_manager(self._run)
             self._run_cm.__enter__()
@@ -675,7 +677,7 @@ async def _make_run(client: AsyncChatClient, requests: Iterable[RequestInput], o
 
 
 def run_batch_sync(
-    client: AsyncChatClient | Callable[[], AsyncChatClient],
+    client_factory: Callable[[], AsyncChatClient],
     requests: Iterable[RequestInput],
     *,
     concurrency: int | Literal["adaptive"] = "adaptive",
@@ -688,10 +690,10 @@ def run_batch_sync(
 ) -> SyncBatchRun:
     """:func:`run_batch` from synchronous code: ``with run_batch_sync(...) as run: for result in run``.
 
-    ``client`` is best a factory (``lambda: AsyncChatClient(url, api_key=key, max_retries=0)``):
-    the client is then made, used and closed on the batch's own event loop. An
-    ``AsyncChatClient`` instance works too; the caller closes it. The other arguments are
-    those of :func:`run_batch`.
+    ``client_factory`` makes the client (``lambda: AsyncChatClient(url, api_key=key,
+    max_retries=0)``): it is made, used and closed on the batch's own event loop, since an
+    async client's connections belong to the loop that opened them. The other arguments
+    are those of :func:`run_batch`.
     """
     options = _options(
         concurrency,
@@ -702,4 +704,8 @@ def run_batch_sync(
         retry_backoff,
         max_backoff,
     )
-    return SyncBatchRun(client, requests, options)
+    if not callable(client_factory):
+        raise ConfigurationError(
+            "run_batch_sync takes a function that makes the client, e.g. lambda: AsyncChatClient(...)"
+        )
+    return SyncBatchRun(client_factory, requests, options)

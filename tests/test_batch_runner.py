@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 from support import API_KEY
 
@@ -192,7 +193,7 @@ async def test_the_input_is_read_lazily_so_memory_stays_bounded(endpoint: LocalE
 async def test_async_iterables_are_accepted(endpoint: LocalEndpoint) -> None:
     async def source() -> AsyncIterator[str]:
         for i in range(10):
-            await anyio.sleep(0)
+            await anyio.lowlevel.checkpoint()
             yield f"async {i}"
 
     results, summary = await collect(endpoint, source())

@@ -109,15 +109,17 @@ class LogProgress:
 class RichProgress:
     """A live bar on a terminal: rows done/total, rate, limit, in flight, 429s, failed, ETA."""
 
-    def __init__(self, stream: TextIO | None = None, *, force_terminal: bool | None = None) -> None:
+    def __init__(
+        self, stream: TextIO | None = None, *, force_terminal: bool | None = None, width: int | None = None
+    ) -> None:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
         from rich.progress import Progress as Bar
 
-        self.console = Console(file=stream or sys.stderr, force_terminal=force_terminal)
+        self.console = Console(file=stream or sys.stderr, force_terminal=force_terminal, width=width)
         self._bar = Bar(
             TextColumn("[bold]batch"),
-            BarColumn(),
+            BarColumn(bar_width=24),
             MofNCompleteColumn(),
             TextColumn("{task.fields[rate]:.1f} rows/s"),
             TextColumn("limit {task.fields[limit]}"),

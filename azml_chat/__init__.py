@@ -1,5 +1,6 @@
 """azml-chat: a fast, async-first, typed client for chat models on Azure Machine Learning
-online endpoints (dedicated ``/score``) and Azure AI serverless endpoints (chat completions).
+online endpoints (dedicated ``/score`` and vLLM routes), serverless endpoints, Azure AI
+Foundry and Azure OpenAI (``/models/chat/completions``, ``/openai/v1/...``).
 
     from azml_chat import AsyncChatClient
 
@@ -11,10 +12,9 @@ online endpoints (dedicated ``/score``) and Azure AI serverless endpoints (chat 
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._core import RetryPolicy
 from ._version import __version__
-from .client import AsyncChatClient, AsyncChatStream, ChatClient, ChatStream, ModelInfo
-from .config import DEFAULT_API_VERSION
+from .client import AsyncChatClient, AsyncChatStream, ChatClient, ChatStream
+from .config import DEFAULT_API_VERSION, ChatParams, ClientOptions, RetryPolicy
 from .errors import (
     APIConnectionError,
     APIStatusError,
@@ -22,6 +22,7 @@ from .errors import (
     AuthenticationError,
     AzureMLChatError,
     BadRequestError,
+    ClientClosedError,
     ConfigurationError,
     InvalidRequestError,
     ModelError,
@@ -47,12 +48,17 @@ from .formatters import (
 )
 from .messages import (
     ChatResponse,
+    Choice,
     ImagePart,
     Message,
+    ModelInfo,
+    RateLimit,
     StreamChunk,
     TextPart,
+    TokenLogprob,
     ToolCall,
     ToolCallDelta,
+    TopLogprob,
     Usage,
 )
 
@@ -88,8 +94,12 @@ __all__ = [
     "BadRequestError",
     "ChatClient",
     "ChatFormatter",
+    "ChatParams",
     "ChatResponse",
     "ChatStream",
+    "Choice",
+    "ClientClosedError",
+    "ClientOptions",
     "ConfigurationError",
     "ImagePart",
     "InvalidRequestError",
@@ -102,6 +112,7 @@ __all__ = [
     "OpenAIChatFormatter",
     "PermissionDeniedError",
     "PhiChatFormatter",
+    "RateLimit",
     "RateLimitError",
     "ResponseFormatError",
     "RetryPolicy",
@@ -111,8 +122,10 @@ __all__ = [
     "StructuredOutputError",
     "TextGenerationFormatter",
     "TextPart",
+    "TokenLogprob",
     "ToolCall",
     "ToolCallDelta",
+    "TopLogprob",
     "Usage",
     "__version__",
     "aexecute_tool_calls",
@@ -127,3 +140,50 @@ __all__ = [
     "tool_schema",
     "tools_to_wire",
 ]
+
+
+def __dir__() -> list[str]:
+    """The module's names, the lazily loaded ones included (for ``dir()`` and tab completion)."""
+    return sorted({*globals(), *_LAZY})
+
+
+# The map of the public API that ``help(azml_chat)`` shows; it lives here, beside __all__, so a
+# name added there is added here too (tests/test_package.py checks that every one is listed).
+__doc__ = f"""{__doc__}
+Public API (``help(azml_chat.<name>)`` tells more about each):
+
+Clients
+    AsyncChatClient, ChatClient
+        ``chat()``, ``stream()``, ``chat_structured()``, ``model_info()``; ``from_env()``
+    AsyncChatStream, ChatStream
+        what ``stream()`` returns: iterate for StreamChunk pieces, then ``get_final_response()``
+    ClientOptions, ChatParams
+        the keyword arguments of the constructors and of ``chat()``/``stream()``, typed
+    RetryPolicy, ModelInfo, DEFAULT_API_VERSION
+
+Messages and replies
+    Message, TextPart, ImagePart, ToolCall, ToolCallDelta
+    ChatResponse, Choice, TokenLogprob, TopLogprob, RateLimit, StreamChunk, Usage
+
+Tools and structured output (attrs classes, dataclasses, TypedDicts, pydantic models, typing)
+    tool_schema, tools_to_wire, execute_tool_calls, aexecute_tool_calls
+    response_format_for, json_schema, parse_structured
+
+Formatters (the request and reply shapes of dedicated /score containers)
+    ChatFormatter, OpenAIChatFormatter, LlamaChatFormatter, MistralChatFormatter,
+    PhiChatFormatter, TextGenerationFormatter
+    get_formatter, register_formatter, available_formatters, family_for_model
+
+Errors (every one an AzureMLChatError)
+    ConfigurationError, InvalidRequestError, ClientClosedError, APIConnectionError, APITimeoutError,
+    APIStatusError, BadRequestError, AuthenticationError, PermissionDeniedError,
+    NotFoundError, RateLimitError, ServerError, ModelError, ResponseFormatError,
+    StructuredOutputError, StreamError
+
+Submodules
+    azml_chat.structured, azml_chat.tools   the schema and tool helpers in full
+    azml_chat.testing                       LocalEndpoint, an embedded endpoint for tests
+    azml_chat.langchain                     LangChain chat model and LLM (needs langchain-core)
+
+__version__ is the installed version.
+"""

@@ -13,15 +13,9 @@ import anyio.to_thread
 
 from .errors import ConfigurationError
 
-__all__ = ["SCOPES", "TokenCredential", "TokenProvider"]
+__all__ = ["TokenCredential", "TokenProvider"]
 
 logger = logging.getLogger("azml_chat")
-
-#: Default token scope per endpoint kind.
-SCOPES = {
-    "dedicated": "https://ml.azure.com/.default",
-    "serverless": "https://cognitiveservices.azure.com/.default",
-}
 
 
 class TokenCredential(Protocol):

@@ -1,25 +1,34 @@
-"""The decisions of a call, with no I/O (sans-IO, as in h11).
+"""Every decision of a call, with no I/O (sans-IO, as in h11).
 
-What to send, whether a reply is an error (and which), whether to retry and after
-how long, and how streamed events add up to a reply. The async and sync clients
-are thin drivers over these functions, so the two cannot drift apart.
+:func:`prepare` turns messages and call options into a :class:`Call` (the request and
+the limits it runs under). :class:`Attempts` is the attempt machine: generators that
+yield actions (:class:`Send`, :class:`Read`, :class:`Release`, :class:`Sleep`,
+:data:`GET_TOKEN`, :class:`Emit`) and are sent back their outcomes (a value, or an
+:class:`~azml_chat.AzureMLChatError` the transport raised). The clients are pumps
+that perform actions and decide nothing, so the async and sync clients cannot drift.
+Here live the body limit and the per-attempt deadline, the single 401 re-authentication,
+status-to-error mapping, redaction, retry waits, the non-SSE stream fallback, the rule
+that nothing after ``[DONE]`` matters, and :class:`StreamState`.
 """
 
 from __future__ import annotations
 
 import email.utils
+import logging
 import math
-import random
 import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
+from random import getrandbits, random
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
-import attrs
-
-from ._json import loads
+from ._json import dumps, loads
 from ._sse import ServerSentEvent, SSEDecoder
+from ._transport.base import Request
 from ._version import __version__
+from ._wire import coerce_messages, error_of_payload, split_think, usage_from_wire
+from .config import BODY_PARAMS, ClientSettings, RetryPolicy, check_headers, check_retries, check_seconds
 from .errors import (
     APIConnectionError,
     APIStatusError,
@@ -27,7 +36,6 @@ from .errors import (
     AuthenticationError,
     AzureMLChatError,
     BadRequestError,
-    ConfigurationError,
     InvalidRequestError,
     ModelError,
     NotFoundError,
@@ -37,10 +45,12 @@ from .errors import (
     ServerError,
     StreamError,
 )
-from .formatters import ChatFormatter, error_of_payload
-from .messages import ChatResponse, Message, StreamChunk, ToolCall, ToolCallDelta, Usage, _structure_usage
+from .formatters import CALL_FEATURES, STANDARD_KEYS, ChatFormatter
+from .messages import ChatResponse, Choice, Message, ModelInfo, StreamChunk, ToolCall, ToolCallDelta, Usage
 
-__all__ = ["RetryPolicy"]
+__all__ = ["Attempts", "Call", "StreamState", "prepare"]
+
+logger = logging.getLogger("azml_chat")
 
 USER_AGENT = f"azml-chat/{__version__}"
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
@@ -53,50 +63,201 @@ _STATUS_ERRORS: dict[int, type[APIStatusError]] = {
     422: BadRequestError,
     429: RateLimitError,
 }
+_AFTER_DONE_LIMIT = 64 * 1024
+_TOOL_CHOICE_WORDS = frozenset({"auto", "none", "required"})
 
 
-def _seconds(_instance: Any, attribute: attrs.Attribute[float], value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:  # also NaN
-        raise ConfigurationError(f"RetryPolicy {attribute.name} must be >= 0 seconds, not {value!r}")
+# --- preparing a call ------------------------------------------------------------------
 
 
-@attrs.frozen
-class RetryPolicy:
-    """How long to wait between attempts.
+_UUID4_CLEAR = ~((0xC000 << 48) | (0xF000 << 64))
+_UUID4_SET = (0x8000 << 48) | (4 << 76)
 
-    Without a ``retry-after-ms`` / ``x-ms-retry-after-ms`` / ``retry-after`` header the
-    wait is ``initial_backoff * 2**attempt`` (at most ``max_backoff``) minus up to 25%
-    random jitter. A server-given wait is honoured up to ``max_retry_after`` seconds.
-    Values that are not numbers >= 0 raise :class:`ConfigurationError`.
+
+def new_request_id() -> str:
+    """A random UUID4 string for ``x-ms-client-request-id`` (3x cheaper than ``str(uuid.uuid4())``).
+
+    An id for correlating logs, not a secret, so ``random`` (re-seeded after fork) is enough.
     """
-
-    initial_backoff: float = attrs.field(default=0.5, validator=_seconds)
-    max_backoff: float = attrs.field(default=8.0, validator=_seconds)
-    max_retry_after: float = attrs.field(default=60.0, validator=_seconds)
+    digits = f"{getrandbits(128) & _UUID4_CLEAR | _UUID4_SET:032x}"
+    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
 
 
-_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_SETTING_OF_HEADER = {"authorization": "api_key", "api-key": "api_key", "azureml-model-deployment": "deployment_name"}
+def auth_headers(settings: ClientSettings, key: str) -> dict[str, str]:
+    """The headers that carry a key, as ``auth_header`` says."""
+    if settings.auth_header == "bearer":
+        return {"authorization": f"Bearer {key}"}
+    if settings.auth_header == "api-key":
+        return {"api-key": key}
+    return {"authorization": f"Bearer {key}", "api-key": key}
 
 
-def check_headers(headers: Any) -> dict[str, str]:
-    """Headers with lower-case names, once HTTP can carry them all (else :class:`ConfigurationError`).
+def default_headers(settings: ClientSettings) -> dict[str, str]:
+    """Headers every request carries (a transport's own client may hold them)."""
+    headers = {"content-type": "application/json", "accept": "application/json", "user-agent": USER_AGENT}
+    headers.update(settings.headers)
+    if isinstance(settings.api_key, str):  # a rotating AzureKeyCredential is read per request instead
+        headers.update(auth_headers(settings, settings.api_key))
+    return headers
 
-    Checked when the client is made, so a key read from a file with its trailing newline fails
-    at once, naming the setting, instead of at the first call with the key in the message.
+
+class Call:
+    """One prepared call: the request and the limits it runs under (never changed once made)."""
+
+    __slots__ = ("deadline", "formatter", "max_retries", "request", "secrets", "stream", "timeout")
+
+    def __init__(
+        self,
+        request: Request,
+        formatter: ChatFormatter,
+        timeout: float | None,
+        max_retries: int,
+        stream: bool,
+        secrets: tuple[str, ...],
+    ) -> None:
+        self.request = request
+        self.formatter = formatter
+        #: Seconds each attempt may take (``chat()`` bounds the whole reply by it too).
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.stream = stream
+        self.secrets = secrets
+
+
+def _check_keys(params: Mapping[str, Any], owner: str) -> None:
+    from .config import ChatParams
+
+    unknown = [key for key in params if key not in ChatParams.__annotations__]
+    if unknown:
+        raise TypeError(
+            f"{owner}() got unexpected keyword argument(s) {', '.join(map(repr, unknown))}: model-specific "
+            f"parameters go in extra_body={{{unknown[0]!r}: ...}}"
+        )
+
+
+def _wire_params(merged: dict[str, Any], formatter: ChatFormatter) -> dict[str, Any]:
+    """Tools, tool choice and response format in their wire shape; refuse what the body cannot carry."""
+    missing = [key for key in CALL_FEATURES if key in merged and key not in formatter.features]
+    if missing:
+        raise InvalidRequestError(
+            f"{', '.join(sorted(missing))} cannot be sent to a /score container with the {formatter.name!r} "
+            "formatter: use the deployment's chat-completions route (/v1/chat/completions) or a formatter "
+            "that supports them"
+        )
+    if "tools" in merged or "tool_choice" in merged:
+        from .tools import tool_choice_to_wire, tools_to_wire  # loaded on first use: import time
+
+        if "tools" in merged:
+            merged["tools"] = tools_to_wire(merged["tools"])
+        if "tool_choice" in merged:
+            choice = tool_choice_to_wire(merged["tool_choice"])
+            if isinstance(choice, str) and choice not in _TOOL_CHOICE_WORDS:  # a function's name
+                choice = {"type": "function", "function": {"name": choice}}
+            merged["tool_choice"] = choice
+    if isinstance(merged.get("response_format"), type) or _is_schema_style(merged.get("response_format")):
+        from .structured import response_format_for
+
+        merged["response_format"] = response_format_for(merged["response_format"])
+    return merged
+
+
+def _is_schema_style(value: Any) -> bool:
+    """A typed-dict or generic alias given as ``response_format`` (not a wire dict)."""
+    return value is not None and not isinstance(value, Mapping | str) and hasattr(value, "__origin__")
+
+
+def format_body(formatter: ChatFormatter, messages: tuple[Message, ...], params: Mapping[str, Any]) -> Any:
+    """Ask the formatter for the body; its own mistakes become :class:`InvalidRequestError`."""
+    try:
+        return formatter.format_request(messages, params)
+    except AzureMLChatError:
+        raise
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise InvalidRequestError(
+            f"{type(formatter).__name__} could not format the request ({type(exc).__name__}: {exc})"
+        ) from exc
+
+
+def prepare(
+    settings: ClientSettings,
+    messages: Any,
+    params: Mapping[str, Any],
+    *,
+    stream: bool,
+    owner: str,
+    include_defaults: bool,
+) -> Call:
+    """The request for ``messages`` and the call options ``params`` (see ``ChatParams``).
+
+    Nothing the caller passed is changed: options merge over ``model_kwargs`` into new
+    dicts. Raises :class:`TypeError` for an unknown option and
+    :class:`InvalidRequestError` for bad values, before anything is sent.
     """
-    if not isinstance(headers, Mapping):
-        raise ConfigurationError(f"headers must be a dict of header names to values, not {type(headers).__name__}")
-    checked: dict[str, str] = {}
-    for name, value in headers.items():
-        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
-            raise ConfigurationError(f"{name!r} is not a valid HTTP header name")
-        name = name.lower()
-        if not isinstance(value, str) or not value.isascii() or not value.isprintable():
-            what = _SETTING_OF_HEADER.get(name, f"the value of header {name!r}")
-            raise ConfigurationError(f"{what} must be printable ASCII text (no line breaks or control characters)")
-        checked[name] = value
-    return checked
+    _check_keys(params, owner)
+    prepared = coerce_messages(messages)
+    formatter: ChatFormatter = settings.formatter
+    endpoint = settings.endpoint
+    extra_body = params.get("extra_body")
+    if extra_body is not None and not isinstance(extra_body, Mapping):
+        raise InvalidRequestError(f"extra_body must be a dict, not {type(extra_body).__name__}")
+    merged = {**settings.model_kwargs}
+    merged.update((key, value) for key, value in params.items() if key in BODY_PARAMS)
+    if extra_body:
+        merged.update(extra_body)
+    if None in merged.values():
+        merged = {key: value for key, value in merged.items() if value is not None}
+    chat_completions = endpoint.dialect == "chat-completions"
+    if settings.model is not None and chat_completions:
+        merged.setdefault("model", settings.model)
+    if not merged.keys().isdisjoint(CALL_FEATURES):
+        merged = _wire_params(merged, formatter)
+    streaming = stream and chat_completions and formatter.supports_streaming
+    if streaming:
+        merged["stream"] = True
+    elif chat_completions:
+        merged.pop("stream", None)
+    body = format_body(formatter, prepared, merged)
+
+    headers = dict(default_headers(settings)) if include_defaults else {}
+    headers["x-ms-client-request-id"] = new_request_id()
+    if streaming:
+        headers["accept"] = "text/event-stream"
+    if chat_completions and endpoint.extra_parameters_header and isinstance(body, Mapping):
+        policy = settings.extra_parameters
+        if policy is None and not STANDARD_KEYS.issuperset(body):
+            policy = "pass-through"
+        if policy is not None:
+            headers["extra-parameters"] = policy
+    extra = formatter.request_headers(body)
+    if extra:
+        headers.update(extra)
+    key = settings.key
+    if key is not None and not isinstance(settings.api_key, str):
+        headers.update(auth_headers(settings, key))  # an AzureKeyCredential: its key as of now
+    if params.get("extra_headers"):
+        headers.update(check_headers(params["extra_headers"], "extra_headers"))
+
+    url = endpoint.url
+    if params.get("extra_query"):
+        query = params["extra_query"]
+        if not isinstance(query, Mapping):
+            raise InvalidRequestError(f"extra_query must be a dict, not {type(query).__name__}")
+        url += ("&" if urlsplit(url).query else "?") + urlencode(query)
+    timeout = settings.timeout
+    if "timeout" in params:
+        timeout = check_seconds(params["timeout"], "timeout", InvalidRequestError)
+    max_retries = params.get("max_retries")
+    return Call(
+        Request("POST", url, headers, dumps(body), timeout),
+        formatter,
+        timeout,
+        settings.max_retries if max_retries is None else check_retries(max_retries, InvalidRequestError),
+        streaming,
+        (key,) if key else (),
+    )
+
+
+# --- status, errors and retries --------------------------------------------------------
 
 
 def request_id_of(headers: Mapping[str, str]) -> str | None:
@@ -106,14 +267,6 @@ def request_id_of(headers: Mapping[str, str]) -> str | None:
         if value:
             return value
     return None
-
-
-def merge_params(defaults: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
-    """Per-call parameters over the client's ``model_kwargs``, in a new dict; ``None`` drops a key."""
-    merged = {**defaults, **params}
-    if None in merged.values():
-        merged = {key: value for key, value in merged.items() if value is not None}
-    return merged
 
 
 def _excerpt(body: bytes) -> str:
@@ -127,67 +280,6 @@ def decode_json(body: bytes, request_id: str | None) -> Any:
     except ValueError:
         what = "an HTML page" if body.lstrip()[:1] == b"<" else "not JSON"
         raise ResponseFormatError(f"the reply is {what}", excerpt=_excerpt(body), request_id=request_id) from None
-
-
-def status_error(status: int, headers: Mapping[str, str], body: bytes) -> APIStatusError:
-    """The typed error for an error status, with the server's message and request id."""
-    headers = {name.lower(): value for name, value in headers.items()}  # one shape, whatever the driver
-    request_id = request_id_of(headers)
-    payload: Any = None
-    code = headers.get("x-ms-error-code")
-    try:
-        payload = loads(body) if body else None
-        found = error_of_payload(payload)
-    except ValueError:
-        found = None
-    if found is not None:
-        message, code = found[0], found[1] or code
-    else:
-        text = _excerpt(body)
-        message = text if text and text[:1] != "<" else f"{status} error"
-        if text[:1] == "<":
-            message += f" (an HTML page: {text[:120]!r})"
-        payload = payload if payload is not None else body.decode("utf-8", "replace")
-    retry_after = parse_retry_after(headers)
-    if status == 424:
-        model_status = headers.get("ms-azureml-model-error-statuscode")
-        reason = headers.get("ms-azureml-model-error-reason")
-        if reason and reason not in message:
-            message = f"{message} (model: {reason})"
-        return ModelError(
-            message,
-            status_code=status,
-            model_status=int(model_status) if model_status and model_status.isdigit() else None,
-            model_reason=reason,
-            request_id=request_id,
-            body=payload,
-            headers=headers,
-            code=code,
-            retry_after=retry_after,
-        )
-    cls = _STATUS_ERRORS.get(status, ServerError if status == 408 or status >= 500 else APIStatusError)
-    return cls(
-        message,
-        status_code=status,
-        request_id=request_id,
-        body=payload,
-        headers=headers,
-        code=code,
-        retry_after=retry_after,
-    )
-
-
-def is_retryable(error: AzureMLChatError) -> bool:
-    """Retry 408/429/5xx (and a 424 whose model status is one of them) and connection errors.
-
-    Connection errors here are only those raised before any byte of the reply arrived;
-    the drivers never offer a mid-body failure for retry.
-    """
-    if isinstance(error, ModelError):
-        return error.status_code == 424 and error.model_status in RETRYABLE_STATUS
-    if isinstance(error, APIStatusError):
-        return error.status_code in RETRYABLE_STATUS
-    return isinstance(error, APIConnectionError)
 
 
 def _number(value: str | None, per_second: float) -> float | None:
@@ -221,47 +313,131 @@ def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> f
     return max(when - (time.time() if now is None else now), 0.0)
 
 
-def retry_delay(error: AzureMLChatError, attempt: int, max_retries: int, policy: RetryPolicy) -> float | None:
+def status_error(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    url: str = "",
+    method: str = "POST",
+    dedicated: bool = False,
+    authenticated: bool = True,
+) -> APIStatusError:
+    """The typed error for an error status, with the server's message, request id and a hint
+    at what to fix where the status says it (404: the path; 401 with no key; 408 on a
+    managed online endpoint: the deployment's ``request_timeout_ms``)."""
+    headers = {name.lower(): value for name, value in headers.items()}  # one shape, whatever the driver
+    request_id = request_id_of(headers)
+    payload: Any = None
+    code = headers.get("x-ms-error-code")
+    try:
+        payload = loads(body) if body else None
+        found = error_of_payload(payload)
+    except ValueError:
+        found = None
+    if found is not None:
+        message, code = found[0], found[1] or code
+    else:
+        text = _excerpt(body)
+        message = text if text and text[:1] != "<" else f"{status} error"
+        if text[:1] == "<":
+            message += f" (an HTML page: {text[:120]!r})"
+        payload = payload if payload is not None else body.decode("utf-8", "replace")
+    if status == 404 and url:
+        message += f" ({method} {urlsplit(url).path}: check the URL path and deployment name)"
+    elif status == 401 and not authenticated:
+        message += (
+            " (no key or credential is configured: pass api_key=..., set AZUREML_ENDPOINT_API_KEY, "
+            "or pass credential=...)"
+        )
+    elif status == 408 and dedicated:
+        message += (
+            " (the deployment's request_timeout_ms was exceeded; it repeats on retry: raise "
+            "request_settings.request_timeout_ms of the deployment, up to 180000, or ask for less output)"
+        )
+    retry_after = parse_retry_after(headers)
+    common: dict[str, Any] = {
+        "request_id": request_id,
+        "body": payload,
+        "headers": headers,
+        "code": code,
+        "retry_after": retry_after,
+    }
+    if status == 424:
+        model_status = headers.get("ms-azureml-model-error-statuscode")
+        reason = headers.get("ms-azureml-model-error-reason")
+        if reason and reason not in message:
+            message = f"{message} (model: {reason})"
+        return ModelError(
+            message,
+            status_code=status,
+            model_status=int(model_status) if model_status and model_status.isdigit() else None,
+            model_reason=reason,
+            **common,
+        )
+    cls = _STATUS_ERRORS.get(status, ServerError if status == 408 or status >= 500 else APIStatusError)
+    return cls(message, status_code=status, **common)
+
+
+def is_retryable(error: AzureMLChatError, *, dedicated: bool = False, policy: RetryPolicy | None = None) -> bool:
+    """Retry 429, 5xx, 408 (not on a dedicated endpoint, where it repeats), a 424 whose model
+    status is one of them, and failures before any byte of the reply (time-outs only while
+    ``policy.retry_timeouts``). Failures mid-body are never offered for retry."""
+    if isinstance(error, ModelError):
+        return error.status_code == 424 and error.model_status in RETRYABLE_STATUS
+    if isinstance(error, APIStatusError):
+        return error.status_code in RETRYABLE_STATUS and not (error.status_code == 408 and dedicated)
+    if isinstance(error, APITimeoutError):
+        return policy is None or policy.retry_timeouts
+    return isinstance(error, APIConnectionError)
+
+
+def retry_delay(
+    error: AzureMLChatError, attempt: int, max_retries: int, policy: RetryPolicy, *, dedicated: bool = False
+) -> float | None:
     """Seconds to wait before the next attempt, or ``None`` if ``error`` should be raised.
 
-    ``attempt`` counts from 0 for the first try.
+    ``attempt`` counts from 0 for the first try. A server-given wait longer than
+    ``policy.max_retry_after`` is not slept: the error is raised at once, saying so.
     """
-    if attempt >= max_retries or not is_retryable(error):
+    if attempt >= max_retries or not is_retryable(error, dedicated=dedicated, policy=policy):
         return None
-    if isinstance(error, APIStatusError):
-        asked = parse_retry_after(error.headers)
-        if asked is not None:
-            return min(asked, policy.max_retry_after)
+    asked = error.retry_after if isinstance(error, APIStatusError) else None
+    if asked is not None:
+        if asked > policy.max_retry_after:
+            error.message += (
+                f" (the service asked to wait {asked:g}s, more than RetryPolicy.max_retry_after="
+                f"{policy.max_retry_after:g}s: not retried; see .retry_after)"
+            )
+            return None
+        return asked
     backoff = min(policy.initial_backoff * 2.0**attempt, policy.max_backoff)
-    return backoff * (1.0 - 0.25 * random.random())
+    return backoff * (1.0 - 0.25 * random())
 
 
-def redact(body: bytes, sent_headers: Mapping[str, str]) -> bytes:
-    """An error body without the key or token the request carried (some gateways echo request headers)."""
-    for name in ("authorization", "api-key"):
-        secret = sent_headers.get(name, "").removeprefix("Bearer ").strip().encode()
-        if secret and secret in body:
-            body = body.replace(secret, b"[redacted]")
+_SECRET_EDGE = r"[A-Za-z0-9._~+/=-]"
+
+
+def redact(body: bytes, secrets: tuple[str, ...]) -> bytes:
+    """A body without whole occurrences of the key or token a request carried (some gateways
+    echo request headers); text that merely contains a short key's letters is left alone."""
+    for secret in secrets:
+        raw = secret.encode()
+        if raw and raw in body:
+            pattern = re.compile(
+                rb"(?<!" + _SECRET_EDGE.encode() + rb")" + re.escape(raw) + rb"(?!" + _SECRET_EDGE.encode() + rb")"
+            )
+            body = pattern.sub(b"[redacted]", body)
     return body
 
 
-def transport_error(exc: BaseException, *, timed_out: bool, request_id: str | None = None) -> APIConnectionError:
-    """Wrap an HTTP-library failure; the message never holds headers (so never the key)."""
-    cls = APITimeoutError if timed_out else APIConnectionError
-    detail = str(exc) or type(exc).__name__
-    what = "timed out" if timed_out else "connection failed"
-    return cls(f"request {what}: {detail}", request_id=request_id)
-
-
-def stream_transport_error(exc: BaseException, *, timed_out: bool, request_id: str | None) -> AzureMLChatError:
-    """Wrap an HTTP-library failure after a stream started: a time-out stays :class:`APITimeoutError`,
-    a broken connection is a :class:`StreamError` (the stream ended before ``[DONE]``), whatever the framing."""
-    if timed_out:
-        return transport_error(exc, timed_out=True, request_id=request_id)
-    return StreamError(f"the stream broke before [DONE]: {str(exc) or type(exc).__name__}", request_id=request_id)
-
-
-def parse_reply(formatter: ChatFormatter, body: bytes, request_id: str | None, elapsed: float) -> ChatResponse:
+def parse_reply(
+    formatter: ChatFormatter,
+    body: bytes,
+    request_id: str | None,
+    elapsed: float,
+    headers: Mapping[str, str] | None = None,
+) -> ChatResponse:
     """Decode and parse a 200 reply into a :class:`ChatResponse` carrying its metadata."""
     payload = decode_json(body, request_id)
     try:
@@ -276,39 +452,439 @@ def parse_reply(formatter: ChatFormatter, body: bytes, request_id: str | None, e
             request_id=request_id,
         ) from exc
     if isinstance(parsed, str):
-        return ChatResponse(Message("assistant", parsed), request_id=request_id, elapsed=elapsed, raw=payload)
+        answer, reasoning = split_think(parsed)
+        message = Message("assistant", answer, reasoning_content=reasoning)
+        return ChatResponse(message, request_id=request_id, elapsed=elapsed, raw=payload, headers=headers)
     if type(parsed) is ChatResponse:  # a direct copy is several times cheaper than attrs.evolve
         p = parsed
-        return ChatResponse(p.message, p.finish_reason, p.usage, p.model, p.id, request_id, elapsed, payload)
-    return attrs.evolve(parsed, request_id=request_id, elapsed=elapsed, raw=payload)  # a subclass keeps its type
+        return ChatResponse(
+            p.message, p.finish_reason, p.usage, p.model, p.id, request_id, elapsed, payload, p.choices, headers
+        )
+    import attrs
+
+    return attrs.evolve(parsed, request_id=request_id, elapsed=elapsed, raw=payload, headers=headers)
 
 
-def format_body(formatter: ChatFormatter, messages: tuple[Message, ...], params: Mapping[str, Any]) -> Any:
-    """Ask the formatter for the body; its own mistakes become :class:`InvalidRequestError`."""
-    try:
-        return formatter.format_request(messages, params)
-    except AzureMLChatError:
-        raise
-    except (KeyError, IndexError, TypeError, ValueError) as exc:
+def response_chunk(reply: ChatResponse) -> StreamChunk:
+    """A whole reply as one stream chunk (for routes that cannot stream, or a non-SSE reply)."""
+    deltas = tuple(
+        ToolCallDelta(index, call.id, call.name, call.arguments) for index, call in enumerate(reply.tool_calls)
+    )
+    return StreamChunk(
+        reply.content, reply.reasoning_content or "", deltas, reply.finish_reason, reply.usage, reply.raw
+    )
+
+
+# --- the attempt machine ---------------------------------------------------------------
+
+
+class Send:
+    """Send this request; the pump sends back ``(status, headers, handle)`` or the error."""
+
+    __slots__ = ("request",)
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+
+
+class Read:
+    """Read the next piece of the body behind ``handle``; ``b""`` at its end, or the error."""
+
+    __slots__ = ("handle",)
+
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+
+
+class Release:
+    """Release ``handle`` (see :mod:`azml_chat._transport.base` for who releases what)."""
+
+    __slots__ = ("handle",)
+
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+
+
+class Sleep:
+    """Wait this many seconds before the next attempt."""
+
+    __slots__ = ("seconds",)
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+
+class Emit:
+    """Hand this chunk to the user (streams only)."""
+
+    __slots__ = ("chunk",)
+
+    def __init__(self, chunk: StreamChunk) -> None:
+        self.chunk = chunk
+
+
+class _GetToken:
+    """Fetch the credential's current token (the pump sends back the token text)."""
+
+    __slots__ = ()
+
+
+GET_TOKEN = _GetToken()
+
+Action = Send | Read | Release | Sleep | Emit | _GetToken
+Flow = Generator[Action, Any, Any]
+
+
+def _is_sse(headers: Mapping[str, str]) -> bool:
+    content_type: str = headers.get("content-type", "")
+    return content_type.startswith("text/event-stream")
+
+
+class Attempts:
+    """The attempt machine of one call (see the module docstring).
+
+    ``tokens`` is the credential's token provider, if any; ``clock`` a monotonic clock
+    (injectable for tests).
+    """
+
+    __slots__ = (
+        "_authenticated",
+        "_call",
+        "_clock",
+        "_dedicated",
+        "_limit",
+        "_policy",
+        "_tokens",
+        "attempt",
+        "started",
+    )
+
+    def __init__(
+        self,
+        call: Call,
+        settings: ClientSettings,
+        tokens: Any = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._call = call
+        self._policy = settings.retry_policy
+        self._dedicated = settings.endpoint.api_type == "dedicated"
+        self._authenticated = tokens is not None or settings.api_key is not None or "authorization" in settings.headers
+        self._tokens = tokens
+        self._clock = clock
+        self._limit = settings.max_response_bytes
+        #: The attempt under way, counting from 0.
+        self.attempt = 0
+        #: When the call began, by ``clock``.
+        self.started = clock()
+
+    def _read_whole(self, handle: Any, deadline: float | None, request_id: str | None) -> Flow:
+        """Read a body within ``max_response_bytes`` and ``deadline``; returns bytes or the error."""
+        limit = self._limit
+        chunks: list[bytes] = []
+        size = 0
+        read = Read(handle)
+        while True:
+            piece = yield read
+            if isinstance(piece, AzureMLChatError):
+                piece.request_id = piece.request_id or request_id
+                return piece
+            if not piece:
+                return b"".join(chunks)
+            size += len(piece)
+            if size > limit:
+                return ResponseFormatError(
+                    f"the reply is larger than max_response_bytes={limit}", request_id=request_id
+                )
+            chunks.append(piece)
+            if deadline is not None and self._clock() > deadline:
+                timeout = self._call.timeout
+                return APITimeoutError(
+                    f"the whole reply took longer than timeout={timeout:g}s (raise it with timeout= or "
+                    "AZUREML_TIMEOUT, or pass timeout=None for none)",
+                    request_id=request_id,
+                )
+
+    def _send_until_accepted(self) -> Flow:
+        """Attempts until a status below 400 arrives; returns ``(headers, handle, sent_at)``."""
+        call = self._call
+        tokens = self._tokens
+        reauthenticate = tokens is not None  # a 401 on a credential's token gets one new token
+        debug = logger.isEnabledFor(logging.DEBUG)
+        while True:
+            request = call.request
+            secrets = call.secrets
+            seen = 0
+            if tokens is not None:
+                token = yield GET_TOKEN
+                seen = tokens.refreshes  # the token handed out just now
+                request = Request(
+                    request.method,
+                    request.url,
+                    {**request.headers, "authorization": f"Bearer {token}"},
+                    request.content,
+                    request.timeout,
+                )
+                secrets = (*secrets, token)
+            if debug:
+                logger.debug(
+                    "%s %s (attempt %d of %d)", request.method, request.url, self.attempt + 1, call.max_retries + 1
+                )
+            sent_at = self._clock()
+            outcome = yield Send(request)
+            error: AzureMLChatError
+            if isinstance(outcome, AzureMLChatError):
+                error = outcome
+            else:
+                status, headers, handle = outcome
+                if debug:
+                    logger.debug(
+                        "HTTP %d after %.1f ms (request id %s)",
+                        status,
+                        (self._clock() - sent_at) * 1000,
+                        request_id_of(headers),
+                    )
+                if status < 400:
+                    return headers, handle, sent_at
+                body = yield from self._read_whole(handle, None, request_id_of(headers))
+                yield Release(handle)
+                error = status_error(
+                    status,
+                    headers,
+                    redact(body, secrets) if isinstance(body, bytes) else b"",
+                    url=request.url,
+                    method=request.method,
+                    dedicated=self._dedicated,
+                    authenticated=self._authenticated,
+                )
+            if reauthenticate and isinstance(error, AuthenticationError):
+                reauthenticate = False
+                tokens.invalidate(seen)
+                continue
+            delay = retry_delay(error, self.attempt, call.max_retries, self._policy, dedicated=self._dedicated)
+            if delay is None:
+                logger.debug("attempt %d failed, not retrying: %s", self.attempt + 1, error)
+                raise error
+            logger.info("attempt %d failed (%s); retrying in %.3fs", self.attempt + 1, error, delay)
+            yield Sleep(delay)
+            self.attempt += 1
+
+    def chat(self) -> Flow:
+        """The whole call of ``chat()``: returns the :class:`ChatResponse`."""
+        headers, handle, sent_at = yield from self._send_until_accepted()
+        request_id = request_id_of(headers)
+        timeout = self._call.timeout
+        body = yield from self._read_whole(handle, None if timeout is None else sent_at + timeout, request_id)
+        yield Release(handle)
+        if not isinstance(body, bytes):
+            raise body
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("reply ended: %d bytes in %.1f ms", len(body), (self._clock() - self.started) * 1000)
+        return parse_reply(self._call.formatter, body, request_id, self._clock() - self.started, headers)
+
+    def stream(self) -> Flow:
+        """The whole call of ``stream()``: emits chunks, returns the assembled :class:`ChatResponse`.
+
+        Only failures before the first chunk are retried. A reply that is not SSE (a route
+        that cannot stream, or a server that chose not to) arrives as one chunk. After
+        ``[DONE]`` the rest of the body is only drained (up to 64 KiB, then the connection
+        is dropped) and its errors are ignored.
+        """
+        headers, handle, _ = yield from self._send_until_accepted()
+        request_id = request_id_of(headers)
+        if not self._call.stream or not _is_sse(headers):
+            body = yield from self._read_whole(handle, None, request_id)
+            yield Release(handle)
+            if not isinstance(body, bytes):
+                raise body
+            reply = parse_reply(self._call.formatter, body, request_id, self._clock() - self.started, headers)
+            yield Emit(response_chunk(reply))
+            return reply
+        state = StreamState(request_id, self._limit)
+        read = Read(handle)
+        while True:
+            piece = yield read
+            if isinstance(piece, AzureMLChatError):
+                if state.done:
+                    break  # what follows [DONE] does not matter
+                yield Release(handle)
+                raise stream_error(piece, request_id)
+            if not piece:
+                break
+            chunks = state.feed(piece)
+            while True:
+                try:
+                    chunk = next(chunks, None)
+                except AzureMLChatError:
+                    yield Release(handle)
+                    raise
+                if chunk is None:
+                    break
+                yield Emit(chunk)
+            if state.done and state.after_done > _AFTER_DONE_LIMIT:
+                break
+        yield Release(handle)
+        reply = state.finish(self._clock() - self.started, headers)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("stream ended: %d bytes in %.1f ms", state.received, (self._clock() - self.started) * 1000)
+        return reply
+
+    def info(self) -> Flow:
+        """``GET /info``: returns the :class:`ModelInfo`."""
+        headers, handle, _ = yield from self._send_until_accepted()
+        request_id = request_id_of(headers)
+        body = yield from self._read_whole(handle, None, request_id)
+        yield Release(handle)
+        if not isinstance(body, bytes):
+            raise body
+        payload = decode_json(body, request_id)
+        if not isinstance(payload, dict):
+            raise ResponseFormatError(
+                "/info did not return a JSON object", excerpt=_excerpt(body), request_id=request_id
+            )
+        return ModelInfo(
+            payload.get("model_name"), payload.get("model_type"), payload.get("model_provider_name"), payload
+        )
+
+
+def info_call(settings: ClientSettings, include_defaults: bool) -> Call:
+    """The ``GET /info`` request; :class:`InvalidRequestError` where the route has no ``/info``."""
+    endpoint = settings.endpoint
+    if endpoint.info_url is None:
         raise InvalidRequestError(
-            f"{type(formatter).__name__} could not format the request ({type(exc).__name__}: {exc})"
-        ) from exc
+            f"{endpoint.api_type} endpoints have no /info on the {endpoint.route!r} route "
+            f"({endpoint.url}): the model is the deployment you named"
+        )
+    headers = dict(default_headers(settings)) if include_defaults else {}
+    key = settings.key
+    if key is not None and not isinstance(settings.api_key, str):
+        headers.update(auth_headers(settings, key))
+    request = Request("GET", endpoint.info_url, headers, None, settings.timeout)
+    return Call(request, settings.formatter, settings.timeout, 0, False, (key,) if key else ())
+
+
+def structured_params(settings: ClientSettings, cls: type[Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` asking for JSON shaped like ``cls`` (OpenAI bodies only), unless they already ask."""
+    asks = "response_format" in settings.model_kwargs or params.get("response_format") is not None
+    if settings.endpoint.dialect == "chat-completions" and not asks:
+        return {**params, "response_format": cls}
+    return dict(params)
+
+
+def structured_reply(reply: ChatResponse, cls: type[Any]) -> Any:
+    """The reply parsed as an instance of ``cls`` (:class:`StructuredOutputError` if it does not fit)."""
+    from .structured import parse_structured
+
+    return parse_structured(reply, cls)
+
+
+def stream_error(error: AzureMLChatError, request_id: str | None) -> AzureMLChatError:
+    """A transport failure after a stream started: a time-out stays :class:`APITimeoutError`;
+    a broken connection is a :class:`StreamError` (the stream ended before ``[DONE]``)."""
+    if isinstance(error, APITimeoutError):
+        error.request_id = error.request_id or request_id
+        return error
+    return StreamError(f"the stream broke before [DONE]: {error.message}", request_id=request_id)
+
+
+# --- streams ---------------------------------------------------------------------------
+
+
+class _ThinkSplitter:
+    """Moves a leading ``<think>...</think>`` of streamed content into reasoning, as
+    :func:`~azml_chat._wire.split_think` does for a whole reply, whatever the chunking."""
+
+    __slots__ = ("_pending", "_state")
+
+    _OPEN = "<think>"
+    _CLOSE = "</think>"
+
+    def __init__(self) -> None:
+        self._state = "start"  # start -> thinking -> answer_start -> answer
+        self._pending = ""
+
+    def feed(self, text: str) -> tuple[str, str]:
+        """``(content, reasoning)`` to hand out now for ``text``."""
+        if self._state == "answer":
+            return text, ""
+        self._pending += text
+        if self._state == "start":
+            stripped = self._pending.lstrip()
+            if len(stripped) < len(self._OPEN) and self._OPEN.startswith(stripped):
+                return "", ""  # could still become "<think>"
+            if not stripped.startswith(self._OPEN):
+                self._state, out, self._pending = "answer", self._pending, ""
+                return out, ""
+            self._state = "thinking"
+            self._pending = stripped[len(self._OPEN) :]
+        if self._state == "thinking":
+            before, found, after = self._pending.partition(self._CLOSE)
+            if not found:
+                keep = next(
+                    (n for n in range(len(self._CLOSE) - 1, 0, -1) if self._pending.endswith(self._CLOSE[:n])), 0
+                )
+                out = self._pending[: len(self._pending) - keep]
+                self._pending = self._pending[len(self._pending) - keep :]
+                return "", out
+            self._state, self._pending = "answer_start", after
+            content, _ = self.feed("")
+            return content, before
+        answer = self._pending.lstrip()  # answer_start: the answer's leading space is dropped
+        if not answer:
+            return "", ""
+        self._state, self._pending = "answer", ""
+        return answer, ""
+
+    def flush(self) -> tuple[str, str]:
+        """What is held back when the stream ends: ``(content, reasoning)``."""
+        pending, self._pending = self._pending, ""
+        if self._state == "thinking":
+            return "", pending
+        return ("", "") if self._state == "answer_start" else (pending, "")
+
+    @classmethod
+    def given_back(cls) -> _ThinkSplitter:
+        """A splitter past any ``<think>``: text passes through."""
+        splitter = cls()
+        splitter._state = "answer"
+        return splitter
+
+    @property
+    def unclosed(self) -> bool:
+        """A ``<think>`` was opened and never closed."""
+        return self._state == "thinking"
+
+
+class _ChoiceState:
+    __slots__ = ("calls", "content", "finish_reason", "logprobs", "reasoning", "saw_reasoning", "think")
+
+    def __init__(self) -> None:
+        self.content: list[str] = []
+        self.reasoning: list[str] = []
+        self.calls: dict[int, list[Any]] = {}  # index -> [id, name, [argument fragments]]
+        self.finish_reason: str | None = None
+        self.think = _ThinkSplitter()
+        self.saw_reasoning = False
+        self.logprobs: list[Any] = []
 
 
 class StreamState:
-    """Adds up streamed chat-completion chunks into chunks for the user and a final reply."""
+    """Adds up streamed chat-completion chunks into chunks for the user and a final reply.
+
+    Choices are assembled per ``index``; chunks of choice 0 are handed out with
+    ``index`` set on each chunk. A leading ``<think>...</think>`` in the content goes to
+    ``reasoning_content``, as it does for ``chat()``.
+    """
 
     def __init__(self, request_id: str | None, max_bytes: int | None = None) -> None:
         self.request_id = request_id
         self.done = False
+        self.events = 0  #: events seen (comments and keep-alives excluded)
         self.received = 0  #: body bytes fed before ``[DONE]``
+        self.after_done = 0  #: body bytes fed after ``[DONE]``
         self._max_bytes = max_bytes
-        self._drained = 0
         self._decoder = SSEDecoder()
-        self._content: list[str] = []
-        self._reasoning: list[str] = []
-        self._calls: dict[int, list[Any]] = {}  # index -> [id, name, [argument fragments]]
-        self._finish_reason: str | None = None
+        self._choices: dict[int, _ChoiceState] = {}
         self._usage: Usage | None = None
         self._model: str | None = None
         self._id: str | None = None
@@ -317,12 +893,11 @@ class StreamState:
     def feed(self, raw: bytes) -> Iterator[StreamChunk]:
         """Body bytes in, as they arrive; the chunks they complete out.
 
-        After ``[DONE]`` the rest of the body is only counted: the drivers read it so the
-        connection can return to the pool, and stop once :attr:`drained` says it is too long.
-        More than ``max_bytes`` before ``[DONE]`` raises :class:`ResponseFormatError`.
+        After ``[DONE]`` the rest is only counted (:attr:`after_done`). More than
+        ``max_bytes`` before ``[DONE]`` raises :class:`ResponseFormatError`.
         """
         if self.done:
-            self._drained += len(raw)
+            self.after_done += len(raw)
             return
         self.received += len(raw)
         if self._max_bytes is not None and self.received > self._max_bytes:
@@ -331,28 +906,29 @@ class StreamState:
             )
         for event in self._decoder.feed(raw):
             chunk = self.handle(event)
-            if self.done:
-                return
             if chunk is not None:
                 yield chunk
+            if self.done:
+                return
 
-    @property
-    def drained(self) -> bool:
-        """More than 64 KiB came after ``[DONE]``: stop reading and drop the connection instead."""
-        return self._drained > 64 * 1024
-
-    def finish(self, elapsed: float) -> ChatResponse:
+    def finish(self, elapsed: float, headers: Mapping[str, str] | None = None) -> ChatResponse:
         """The body ended: the assembled reply, or :class:`StreamError` if ``[DONE]`` never came."""
-        self.ended(self._decoder.pending)
-        return self.response(elapsed)
+        if not self.done:
+            if self.events == 0 and not self._decoder.pending:
+                raise self._fail("the stream ended with no events received: the server sent an empty body")
+            cut = " in the middle of an event" if self._decoder.pending else ""
+            raise self._fail(f"the stream ended{cut} before [DONE]: the connection was closed early")
+        return self.response(elapsed, headers)
 
     def _fail(self, message: str, body: Any = None) -> StreamError:
         return StreamError(message, request_id=self.request_id, body=body)
 
     def handle(self, event: ServerSentEvent) -> StreamChunk | None:
-        """One event in; a chunk out, or ``None`` for ``[DONE]`` (then :attr:`done` is set) and for
-        events that carry nothing (other event types, empty keep-alives). Raises :class:`StreamError`."""
+        """One event in; a chunk out, or ``None`` for events that carry nothing (other event types,
+        empty keep-alives). ``[DONE]`` sets :attr:`done` and gives out any text still held back.
+        Raises :class:`StreamError`."""
         data = event.data
+        self.events += 1
         if event.event == "error":
             try:
                 payload = loads(data)
@@ -362,7 +938,7 @@ class StreamState:
             raise self._fail(f"the stream reported an error: {found[0] if found else payload}", payload)
         if data == b"[DONE]":
             self.done = True
-            return None
+            return self._flush()
         if event.event != "message" or not data or data.isspace():
             return None
         try:
@@ -379,61 +955,124 @@ class StreamState:
         self._model = self._model or payload.get("model")
         usage = payload.get("usage")
         if isinstance(usage, dict):
-            self._usage = _structure_usage(usage)
+            self._usage = usage_from_wire(usage)
         choices = payload.get("choices")
         if not choices:
             return StreamChunk(usage=self._usage, raw=payload)
-        choice = choices[0] if isinstance(choices, list) else None
-        delta = (choice.get("delta") or {}) if isinstance(choice, dict) else None
-        if not isinstance(choice, dict) or not isinstance(delta, dict):
+        if not isinstance(choices, list) or not all(isinstance(choice, dict) for choice in choices):
             raise self._fail(f"a stream chunk has malformed choices: {data[:200]!r}", payload)
+        chunks = [self._add_choice(choice, payload, data, usage) for choice in choices]
+        return next((chunk for chunk in chunks if chunk.index == 0), chunks[0])
+
+    def _flush(self) -> StreamChunk | None:
+        """At ``[DONE]``: text held back while it might have opened ``<think>``, as a last chunk."""
+        first: StreamChunk | None = None
+        for index, state in self._choices.items():
+            if state.think.unclosed:  # never closed: not reasoning after all; the whole text is the answer
+                _, pending = state.think.flush()
+                content, reasoning = "<think>" + "".join(state.reasoning) + pending + "".join(state.content), ""
+                state.content, state.reasoning, state.think = [], [], _ThinkSplitter.given_back()
+            else:
+                content, reasoning = state.think.flush()
+            if not (content or reasoning):
+                continue
+            if content:
+                state.content.append(content)
+            if reasoning:
+                state.reasoning.append(reasoning)
+            if index == 0:
+                first = StreamChunk(content, reasoning)
+        return first
+
+    def _add_choice(self, choice: dict[str, Any], payload: Any, data: bytes, usage: Any) -> StreamChunk:
+        delta = choice.get("delta") or {}
+        if not isinstance(delta, dict):
+            raise self._fail(f"a stream chunk has malformed choices: {data[:200]!r}", payload)
+        index = choice.get("index")
+        index = index if isinstance(index, int) else 0
+        state = self._choices.get(index)
+        if state is None:
+            state = self._choices[index] = _ChoiceState()
         content = delta.get("content") or ""
         reasoning = delta.get("reasoning_content") or ""
-        finish = choice.get("finish_reason")
-        if content:
-            self._content.append(content)
         if reasoning:
-            self._reasoning.append(reasoning)
+            state.saw_reasoning = True
+        if content and not state.saw_reasoning:
+            content, thought = state.think.feed(content)
+            reasoning += thought
+        finish = choice.get("finish_reason")
+        if finish and not state.saw_reasoning:  # the last chunk of a choice: nothing is held back after it
+            tail, thought = state.think.flush()
+            content += tail
+            reasoning += thought
+        if content:
+            state.content.append(content)
+        if reasoning:
+            state.reasoning.append(reasoning)
         if finish:
-            self._finish_reason = finish
+            state.finish_reason = finish
+        logprobs = choice.get("logprobs")
+        if isinstance(logprobs, dict) and isinstance(logprobs.get("content"), list):
+            state.logprobs.extend(logprobs["content"])
         deltas: tuple[ToolCallDelta, ...] = ()
         if delta.get("tool_calls"):
             items = delta["tool_calls"]
             if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
                 raise self._fail(f"a stream chunk has malformed tool calls: {data[:200]!r}", payload)
-            deltas = tuple(self._add_tool_call(item) for item in items)
-        return StreamChunk(content, reasoning, deltas, finish, self._usage if usage else None, payload)
+            deltas = tuple(self._add_tool_call(state, item) for item in items)
+        return StreamChunk(content, reasoning, deltas, finish, self._usage if usage else None, payload, index)
 
-    def _add_tool_call(self, item: Any) -> ToolCallDelta:
+    @staticmethod
+    def _add_tool_call(state: _ChoiceState, item: Any) -> ToolCallDelta:
+        calls = state.calls
         function = item.get("function") if isinstance(item.get("function"), dict) else {}
         index = item.get("index")
         if not isinstance(index, int):  # no index: a new id starts a call, else it continues the last one
-            index = len(self._calls) if item.get("id") or not self._calls else max(self._calls)
-        slot = self._calls.setdefault(index, [None, None, []])
+            index = len(calls) if item.get("id") or not calls else max(calls)
+        slot = calls.setdefault(index, [None, None, []])
         slot[0] = slot[0] or item.get("id")
         slot[1] = slot[1] or function.get("name")
         arguments = function.get("arguments") or ""
         slot[2].append(arguments)
         return ToolCallDelta(index, item.get("id"), function.get("name"), arguments)
 
-    def response(self, elapsed: float) -> ChatResponse:
-        """The whole reply, assembled from every chunk seen."""
+    def _choice(self, index: int, state: _ChoiceState) -> Choice:
+        from ._wire import logprobs_from_wire
+
+        tail, thought = state.think.flush()  # held back when the stream ended without [DONE]
+        if tail:
+            state.content.append(tail)
+        if thought:
+            state.reasoning.append(thought)
         calls = tuple(
-            ToolCall(slot[0] or f"call_{index}", slot[1] or "", "".join(slot[2]))
-            for index, slot in sorted(self._calls.items())
+            ToolCall(slot[0] or f"call_{number}", slot[1] or "", "".join(slot[2]))
+            for number, slot in sorted(state.calls.items())
         )
+        reasoning_text = "".join(state.reasoning)
         message = Message(
             "assistant",
-            "".join(self._content) if self._content or not calls else None,
+            "".join(state.content) if state.content or not calls else None,
             tool_calls=calls,
-            reasoning_content="".join(self._reasoning) or None,
+            reasoning_content=(reasoning_text if state.saw_reasoning else reasoning_text.strip()) or None,
         )
-        return ChatResponse(
-            message, self._finish_reason, self._usage, self._model, self._id, self.request_id, elapsed, self._last
-        )
+        logprobs = logprobs_from_wire({"content": state.logprobs}) if state.logprobs else None
+        return Choice(index, message, state.finish_reason, logprobs)
 
-    def ended(self, pending: bool) -> None:
-        """The connection ended: an error unless ``[DONE]`` came."""
-        if not self.done:
-            cut = " in the middle of an event" if pending else ""
-            raise self._fail(f"the stream ended{cut} before [DONE]: the connection was closed early")
+    def response(self, elapsed: float, headers: Mapping[str, str] | None = None) -> ChatResponse:
+        """The whole reply, assembled from every chunk seen."""
+        choices = tuple(self._choice(index, state) for index, state in sorted(self._choices.items()))
+        if not choices:
+            choices = (Choice(0, Message("assistant", "")),)
+        first = choices[0]
+        return ChatResponse(
+            first.message,
+            first.finish_reason,
+            self._usage,
+            self._model,
+            self._id,
+            self.request_id,
+            elapsed,
+            self._last,
+            choices,
+            headers,
+        )

@@ -5,6 +5,7 @@ Every exception derives from :class:`AzureMLChatError`::
     AzureMLChatError
     ├── ConfigurationError        bad client settings (URL, api type, formatter, ...)
     ├── InvalidRequestError       bad call input, caught before any HTTP traffic
+    ├── ClientClosedError         the client was closed, or its http_client belongs to another event loop
     ├── APIConnectionError        no usable reply: connection refused/reset, DNS, ...
     │   └── APITimeoutError       connect/read time-out or overall deadline exceeded
     ├── APIStatusError            the endpoint answered with an error
@@ -35,6 +36,7 @@ __all__ = [
     "AuthenticationError",
     "AzureMLChatError",
     "BadRequestError",
+    "ClientClosedError",
     "ConfigurationError",
     "InvalidRequestError",
     "ModelError",
@@ -85,6 +87,11 @@ class ConfigurationError(AzureMLChatError, ValueError):
 
 class InvalidRequestError(AzureMLChatError, ValueError):
     """The messages or parameters of a call are invalid; nothing was sent."""
+
+
+class ClientClosedError(AzureMLChatError, RuntimeError):
+    """The client was used after ``close()``/``aclose()``, or a caller's async http_client was
+    used on an event loop other than its own; nothing was sent."""
 
 
 class APIConnectionError(AzureMLChatError):

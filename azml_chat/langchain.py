@@ -33,10 +33,9 @@ from operator import itemgetter
 from typing import Any, ClassVar, Literal
 
 from . import _core
-from ._core import RetryPolicy
 from ._json import dumps, loads
 from .client import AsyncChatClient, ChatClient
-from .config import DEFAULT_API_VERSION, ApiType, Endpoint, parse_endpoint
+from .config import DEFAULT_API_VERSION, ApiType, ChatParams, Endpoint, RetryPolicy, parse_endpoint
 from .errors import ConfigurationError, InvalidRequestError
 from .formatters import ChatFormatter, OpenAIChatFormatter, get_formatter
 from .messages import ChatResponse, Message, StreamChunk, ToolCall, Usage, coerce_messages, converter
@@ -596,7 +595,9 @@ class AzureMLChatOnlineEndpoint(BaseChatModel):
             "api_key": self.endpoint_api_key.get_secret_value() if self.endpoint_api_key else None,
             "api_type": self._endpoint.api_type,
             "deployment_name": self.deployment_name or None,
-            "formatter": self._formatter,
+            "formatter": self._formatter
+            if self._formatter is None or self._formatter.dialect == self._endpoint.dialect
+            else None,
             "model": self.model_name,
             "model_kwargs": self._default_params(),
             "timeout": self.timeout,
@@ -653,7 +654,7 @@ class AzureMLChatOnlineEndpoint(BaseChatModel):
             params["stop"] = stop
         if "stop" in params and not params["stop"]:
             params["stop"] = None  # an empty list means no stop sequences
-        chat_route = self._endpoint.route == "chat"
+        chat_route = self._endpoint.dialect == "chat-completions"
         if params.get("model") is not None and not chat_route:
             raise InvalidRequestError(
                 "model= only applies to chat-completions URLs; a dedicated /score endpoint serves the "
@@ -661,6 +662,9 @@ class AzureMLChatOnlineEndpoint(BaseChatModel):
             )
         if stream and chat_route and self.stream_usage and "stream_options" not in {**self.model_kwargs, **params}:
             params["stream_options"] = {"include_usage": True}
+        extra = {key: params.pop(key) for key in list(params) if key not in ChatParams.__annotations__}
+        if extra:  # LangChain passes any keyword: what chat() does not name goes in the body as it is
+            params["extra_body"] = {**params.get("extra_body", {}), **extra}
         return _wire_messages(messages), params, options
 
     def _result(self, reply: ChatResponse) -> ChatResult:

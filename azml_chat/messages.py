@@ -1,10 +1,9 @@
-"""The message model: immutable attrs classes and one cattrs converter for the wire shape.
+"""The message model: immutable attrs value classes, nothing else.
 
-Messages travel in the OpenAI chat-completions shape
-(``{"role": ..., "content": ..., "tool_calls": [...], "tool_call_id": ...}``);
-``converter.unstructure(message)`` produces it and ``converter.structure(d, Message)``
-reads it back, validating as it goes. The converter (and cattrs) loads on first use; the
-SDK's own hot path calls the hook functions directly.
+Messages travel in the OpenAI chat-completions shape; the codec for that shape (and
+the cattrs ``converter``, and :func:`coerce_messages` for what users pass) lives in
+:mod:`azml_chat._wire`. ``azml_chat.messages.converter`` and
+``azml_chat.messages.coerce_messages`` stay available here as public names.
 """
 
 from __future__ import annotations
@@ -19,23 +18,32 @@ import attrs
 if TYPE_CHECKING:
     import cattrs
 
+    from ._wire import coerce_messages as coerce_messages
+
 from ._json import dumps, loads
 from .errors import InvalidRequestError, ResponseFormatError
 
 __all__ = [
     "ChatResponse",
+    "Choice",
     "ContentPart",
     "ImagePart",
     "Message",
     "MessageInput",
+    "ModelInfo",
+    "RateLimit",
     "Role",
     "StreamChunk",
     "TextPart",
+    "TokenLogprob",
     "ToolCall",
     "ToolCallDelta",
+    "TopLogprob",
     "Usage",
     "coerce_messages",
+    "content_part",
     "converter",
+    "tool_call",
 ]
 
 Role: TypeAlias = Literal["system", "user", "assistant", "tool", "developer"]
@@ -134,6 +142,49 @@ class ToolCall:
             ) from None
 
 
+def content_part(value: ContentPart | str | Mapping[str, Any]) -> ContentPart:
+    """A content part from a part, a string (text), or an OpenAI-shaped dict
+    (``{"type": "text", "text": ...}``, ``{"type": "image_url", "image_url": {"url": ...}}``);
+    :class:`InvalidRequestError` for anything else."""
+    if isinstance(value, TextPart | ImagePart):
+        return value
+    if isinstance(value, str):
+        return TextPart(value)
+    if isinstance(value, Mapping):
+        kind = value.get("type")
+        if kind == "text" and isinstance(value.get("text"), str):
+            return TextPart(value["text"])
+        if kind == "image_url":
+            image = value.get("image_url")
+            if isinstance(image, str):
+                return ImagePart(image)
+            if isinstance(image, Mapping) and isinstance(image.get("url"), str):
+                return ImagePart(image["url"], image.get("detail"))
+    raise InvalidRequestError(
+        'content parts must look like {"type": "text", "text": ...} or '
+        f'{{"type": "image_url", "image_url": {{"url": ...}}}}, got {value!r:.100}'
+    )
+
+
+def tool_call(value: ToolCall | Mapping[str, Any]) -> ToolCall:
+    """A :class:`ToolCall` from one, or from an OpenAI-shaped dict
+    (``{"id", "type": "function", "function": {"name", "arguments"}}``); arguments sent as an
+    object are encoded to JSON text. :class:`InvalidRequestError` for anything else."""
+    if isinstance(value, ToolCall):
+        return value
+    if isinstance(value, Mapping):
+        function = value.get("function")
+        if isinstance(function, Mapping) and isinstance(function.get("name"), str):
+            arguments = function.get("arguments")
+            if not isinstance(arguments, str):  # some servers send an object
+                arguments = "{}" if arguments is None else dumps(arguments).decode()
+            return ToolCall(str(value.get("id") or ""), function["name"], arguments)
+    raise InvalidRequestError(
+        'tool calls must look like {"id": ..., "type": "function", "function": {"name": ..., '
+        f'"arguments": "..."}}}} (or be ToolCall values), got {value!r:.100}'
+    )
+
+
 def _to_content(
     value: str | Iterable[ContentPart | Mapping[str, Any] | str] | ContentPart | None,
 ) -> str | tuple[ContentPart, ...] | None:
@@ -142,14 +193,18 @@ def _to_content(
     if isinstance(value, TextPart | ImagePart):
         return (value,)
     if isinstance(value, Iterable) and not isinstance(value, bytes | Mapping):
-        return tuple([_structure_part(part, ContentPart) for part in value])
+        return tuple([content_part(part) for part in value])
     raise InvalidRequestError(
         f"message content must be a string, a list of content parts or None, not {type(value).__name__}"
     )
 
 
-def _to_tool_calls(value: Iterable[ToolCall]) -> tuple[ToolCall, ...]:
-    return value if type(value) is tuple else tuple(value)
+def _to_tool_calls(value: Iterable[ToolCall | Mapping[str, Any]]) -> tuple[ToolCall, ...]:
+    if type(value) is tuple and all(type(call) is ToolCall for call in value):
+        return value  # checked just above
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
+        raise InvalidRequestError(f"tool_calls must be a list of tool calls, not {type(value).__name__}")
+    return tuple([tool_call(call) for call in value])
 
 
 def _check_role(_instance: Any, _attribute: Any, value: Any) -> None:
@@ -168,7 +223,7 @@ class Message:
     role: Role = attrs.field(validator=_check_role)
     content: str | tuple[ContentPart, ...] | None = attrs.field(default=None, converter=_to_content)
     name: str | None = None
-    tool_calls: tuple[ToolCall, ...] = attrs.field(default=(), converter=_to_tool_calls)
+    tool_calls: tuple[ToolCall, ...] = attrs.field(default=(), converter=_to_tool_calls)  # dicts are converted
     tool_call_id: str | None = None
     reasoning_content: str | None = None
 
@@ -214,11 +269,92 @@ class Usage:
 
 
 @attrs.frozen
+class TopLogprob:
+    """One of the most likely tokens at a position, with its log probability."""
+
+    token: str
+    logprob: float
+    bytes: tuple[int, ...] | None = None
+
+
+@attrs.frozen
+class TokenLogprob:
+    """The log probability of one generated token (``logprobs=True``), with the
+    ``top_logprobs`` alternatives when they were asked for."""
+
+    token: str
+    logprob: float
+    bytes: tuple[int, ...] | None = None
+    top_logprobs: tuple[TopLogprob, ...] = ()
+
+
+@attrs.frozen
+class Choice:
+    """One of the ``n`` replies of a call: its message, why it ended, and its token logprobs."""
+
+    index: int
+    message: Message
+    finish_reason: str | None = None
+    logprobs: tuple[TokenLogprob, ...] | None = None
+
+
+def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
+    return headers.get(name) if headers else None
+
+
+def _int_header(headers: Mapping[str, str] | None, name: str) -> int | None:
+    value = _header(headers, name)
+    return int(value) if value is not None and value.strip().isdigit() else None
+
+
+@attrs.frozen
+class RateLimit:
+    """What the service said about its limits on this reply (``x-ratelimit-*`` headers).
+
+    Counts are ``None`` when the header was absent; ``reset_*`` are the service's own
+    text (e.g. ``"1s"``, ``"6m0s"``); ``retry_after`` is in seconds.
+    """
+
+    limit_requests: int | None = None
+    remaining_requests: int | None = None
+    limit_tokens: int | None = None
+    remaining_tokens: int | None = None
+    reset_requests: str | None = None
+    reset_tokens: str | None = None
+    retry_after: float | None = None
+
+    @classmethod
+    def from_headers(cls, headers: Mapping[str, str] | None) -> RateLimit:
+        """Read the limits from lower-case response headers."""
+        retry = _header(headers, "retry-after")
+        try:
+            retry_after = float(retry) if retry is not None else None
+        except ValueError:
+            retry_after = None
+        return cls(
+            _int_header(headers, "x-ratelimit-limit-requests"),
+            _int_header(headers, "x-ratelimit-remaining-requests"),
+            _int_header(headers, "x-ratelimit-limit-tokens"),
+            _int_header(headers, "x-ratelimit-remaining-tokens"),
+            _header(headers, "x-ratelimit-reset-requests"),
+            _header(headers, "x-ratelimit-reset-tokens"),
+            retry_after,
+        )
+
+
+def _first_choice(response: ChatResponse) -> tuple[Choice, ...]:
+    return (Choice(0, response.message, response.finish_reason),)
+
+
+@attrs.frozen
 class ChatResponse:
     """A complete reply.
 
-    ``raw`` is the decoded JSON exactly as received (unknown fields included),
-    ``request_id`` the service's request id, ``elapsed`` the seconds the call took.
+    ``message``, ``finish_reason`` and the properties below describe the first choice;
+    ``choices`` holds every choice (``n`` > 1) with its logprobs. ``raw`` is the decoded
+    JSON exactly as received (unknown fields included), ``request_id`` the service's
+    request id, ``elapsed`` the seconds the call took, ``headers`` the response headers
+    (lower-case names; see :attr:`rate_limit`).
     """
 
     message: Message
@@ -229,6 +365,10 @@ class ChatResponse:
     request_id: str | None = None
     elapsed: float | None = None
     raw: Any = attrs.field(default=None, repr=False)
+    choices: tuple[Choice, ...] = attrs.field(
+        default=attrs.Factory(_first_choice, takes_self=True), repr=False, eq=False
+    )
+    headers: Mapping[str, str] | None = attrs.field(default=None, repr=False, eq=False)
 
     @property
     def content(self) -> str:
@@ -245,6 +385,16 @@ class ChatResponse:
         """The model's reasoning, for reasoning models (kept apart from the answer)."""
         return self.message.reasoning_content
 
+    @property
+    def logprobs(self) -> tuple[TokenLogprob, ...] | None:
+        """The first choice's token log probabilities, when ``logprobs=True`` was asked for."""
+        return self.choices[0].logprobs if self.choices else None
+
+    @property
+    def rate_limit(self) -> RateLimit:
+        """The service's rate-limit headers on this reply."""
+        return RateLimit.from_headers(self.headers)
+
 
 @attrs.frozen
 class ToolCallDelta:
@@ -258,7 +408,7 @@ class ToolCallDelta:
 
 @attrs.frozen
 class StreamChunk:
-    """One streamed piece of a reply."""
+    """One streamed piece of a reply; ``index`` says which choice it belongs to (``n`` > 1)."""
 
     content: str = ""
     reasoning_content: str = ""
@@ -266,143 +416,20 @@ class StreamChunk:
     finish_reason: str | None = None
     usage: Usage | None = None
     raw: Any = attrs.field(default=None, repr=False)
+    index: int = 0
 
 
-# --- the wire shape -----------------------------------------------------------------
+@attrs.frozen
+class ModelInfo:
+    """What ``GET /info`` says about a serverless or managed-compute deployment."""
+
+    model_name: str | None
+    model_type: str | None
+    model_provider_name: str | None
+    raw: Any = attrs.field(default=None, repr=False)
 
 
-def _unstructure_message(message: Message) -> dict[str, Any]:
-    content = message.content
-    wire: dict[str, Any] = {
-        "role": message.role,
-        "content": content
-        if content is None or isinstance(content, str)
-        else [_unstructure_part(part) for part in content],
-    }
-    if message.name is not None:
-        wire["name"] = message.name
-    if message.tool_calls:
-        wire["tool_calls"] = [_unstructure_tool_call(call) for call in message.tool_calls]
-    if message.tool_call_id is not None:
-        wire["tool_call_id"] = message.tool_call_id
-    return wire
-
-
-def _unstructure_part(part: ContentPart) -> dict[str, Any]:
-    if isinstance(part, TextPart):
-        return {"type": "text", "text": part.text}
-    image: dict[str, Any] = {"url": part.url}
-    if part.detail is not None:
-        image["detail"] = part.detail
-    return {"type": "image_url", "image_url": image}
-
-
-def _unstructure_tool_call(call: ToolCall) -> dict[str, Any]:
-    return {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
-
-
-def _structure_part(value: Any, _type: Any) -> ContentPart:
-    if isinstance(value, TextPart | ImagePart):
-        return value
-    if isinstance(value, str):
-        return TextPart(value)
-    if isinstance(value, Mapping):
-        kind = value.get("type")
-        if kind == "text" and isinstance(value.get("text"), str):
-            return TextPart(value["text"])
-        if kind == "image_url":
-            image = value.get("image_url")
-            if isinstance(image, str):
-                return ImagePart(image)
-            if isinstance(image, Mapping) and isinstance(image.get("url"), str):
-                return ImagePart(image["url"], image.get("detail"))
-    raise InvalidRequestError(
-        'content parts must look like {"type": "text", "text": ...} or '
-        f'{{"type": "image_url", "image_url": {{"url": ...}}}}, got {value!r:.100}'
-    )
-
-
-def _structure_tool_call(value: Any, _type: Any) -> ToolCall:
-    if isinstance(value, ToolCall):
-        return value
-    if isinstance(value, Mapping):
-        function = value.get("function")
-        if isinstance(function, Mapping) and isinstance(function.get("name"), str):
-            arguments = function.get("arguments")
-            if not isinstance(arguments, str):  # some servers send an object
-                arguments = "{}" if arguments is None else _json_text(arguments)
-            return ToolCall(str(value.get("id") or ""), function["name"], arguments)
-    raise InvalidRequestError(
-        'tool calls must look like {"id": ..., "type": "function", "function": {"name": ..., "arguments": "..."}}'
-    )
-
-
-def _json_text(value: Any) -> str:
-    return dumps(value).decode()
-
-
-def _structure_message(value: Any, _type: Any = None) -> Message:
-    if type(value) is not dict:  # plain dicts (the common case) skip the slower ABC checks
-        if isinstance(value, Message):
-            return value
-        if not isinstance(value, Mapping):
-            raise InvalidRequestError(
-                f'a message must be a Message, a dict like {{"role": "user", "content": "..."}} or a string, '
-                f"not {type(value).__name__}"
-            )
-    if "role" not in value:
-        raise InvalidRequestError(f"message {dict(value)!r:.100} has no 'role'")
-    get = value.get
-    name = get("name")
-    tool_call_id = get("tool_call_id")
-    reasoning = get("reasoning_content")
-    if name is not None or tool_call_id is not None or reasoning is not None:
-        for key, item in (("name", name), ("tool_call_id", tool_call_id), ("reasoning_content", reasoning)):
-            if item is not None and not isinstance(item, str):
-                raise InvalidRequestError(f"message {key!r} must be a string, not {type(item).__name__}")
-    calls = get("tool_calls")
-    if calls:
-        if not isinstance(calls, Sequence) or isinstance(calls, str):
-            raise InvalidRequestError("message 'tool_calls' must be a list")
-        calls = tuple([_structure_tool_call(call, ToolCall) for call in calls])
-    return Message(value["role"], get("content"), name, calls or (), tool_call_id, reasoning)
-
-
-def _count(mapping: Any, key: str) -> int | None:
-    item = mapping.get(key) if mapping and isinstance(mapping, Mapping) else None
-    return item if isinstance(item, int) else None
-
-
-def _structure_usage(value: Any, _type: Any = None) -> Usage:
-    get = value.get
-    prompt = get("prompt_tokens")
-    prompt = prompt if isinstance(prompt, int) else 0
-    completion = get("completion_tokens")
-    completion = completion if isinstance(completion, int) else 0
-    total = get("total_tokens")
-    return Usage(
-        prompt,
-        completion,
-        total if isinstance(total, int) and total else prompt + completion,
-        _count(get("completion_tokens_details"), "reasoning_tokens"),
-        _count(get("prompt_tokens_details"), "cached_tokens"),
-    )
-
-
-def _make_converter() -> cattrs.Converter:
-    import cattrs
-
-    made = cattrs.Converter()
-    made.register_unstructure_hook(Message, _unstructure_message)
-    made.register_unstructure_hook(TextPart, _unstructure_part)
-    made.register_unstructure_hook(ImagePart, _unstructure_part)
-    made.register_unstructure_hook(ToolCall, _unstructure_tool_call)
-    made.register_structure_hook(Message, _structure_message)
-    made.register_structure_hook(ContentPart, _structure_part)
-    made.register_structure_hook(ToolCall, _structure_tool_call)
-    made.register_structure_hook(Usage, _structure_usage)
-    return made
-
+MessageInput: TypeAlias = str | Message | Mapping[str, Any] | Sequence[Message | Mapping[str, Any] | str]
 
 if TYPE_CHECKING:
     #: The cattrs converter for the wire shape (built on first access: cattrs loads lazily).
@@ -410,30 +437,9 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
-    if name == "converter":
-        made = globals()["converter"] = _make_converter()
-        return made
+    # The codec lives in _wire (it imports this module); these two public names load it lazily.
+    if name in ("converter", "coerce_messages"):
+        from . import _wire
+
+        return getattr(_wire, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-MessageInput: TypeAlias = str | Message | Mapping[str, Any] | Sequence[Message | Mapping[str, Any] | str]
-
-
-def coerce_messages(messages: MessageInput) -> tuple[Message, ...]:
-    """Turn what users pass into messages: a string (one user turn), one message, or a list.
-
-    Strings inside a list are user turns. Raises :class:`InvalidRequestError` for
-    an empty list or anything that is not a message.
-    """
-    if isinstance(messages, str):
-        return (Message("user", messages),)
-    if type(messages) is not list:  # lists (the common case) skip the slower ABC checks
-        if isinstance(messages, Message | Mapping):
-            return (_structure_message(messages, Message),)
-        if not isinstance(messages, Sequence) or isinstance(messages, bytes | bytearray):
-            raise InvalidRequestError(
-                f"messages must be a string, a message or a list of messages, not {type(messages).__name__}"
-            )
-    if not messages:
-        raise InvalidRequestError("messages is empty: pass at least one message")
-    return tuple([Message("user", item) if isinstance(item, str) else _structure_message(item) for item in messages])

@@ -13,10 +13,15 @@
         messages += [reply.message, *execute_tool_calls(reply, [get_weather])]
         reply = await client.chat(messages, tools=[get_weather])
 
-A function's parameters become the JSON schema of the tool (types as in
-:func:`azml_chat.structured.json_schema`); the docstring's text before its sections is
-the description, and ``Args:`` (Google style) or ``:param x:`` (Sphinx style) lines
-describe the parameters.
+A function's parameters become the JSON schema of the tool: each parameter may be of any
+type :func:`azml_chat.structured.json_schema` describes (attrs classes, dataclasses,
+TypedDicts, pydantic models, ``typing`` annotations), a parameter with a default is
+optional. The docstring's text before its sections is the description, and ``Args:``
+(Google style) or ``:param x:`` (Sphinx style) lines describe the parameters.
+``tool_schema(fn, strict=True)`` gives a strict tool (OpenAI ``"strict": true``; the rules are
+those of :mod:`azml_chat.structured`). When a call is run, its arguments are checked against
+the schema and built into the annotated types (a dataclass instance, a pydantic model, ...);
+a ``null`` for an optional parameter that takes no ``None`` means "use the default".
 '''
 
 from __future__ import annotations
@@ -27,10 +32,12 @@ import typing
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from attrs import NOTHING
+
 from ._json import dumps
 from .errors import InvalidRequestError, ResponseFormatError, StructuredOutputError
 from .messages import ChatResponse, Message, ToolCall
-from .structured import _converter, _is_plain, json_schema, structure_value
+from .structured import FieldSpec, object_schema, structure_fields, unstructure_value
 
 __all__ = [
     "aexecute_tool_calls",
@@ -136,43 +143,49 @@ def _signature(fn: Any, name: str) -> inspect.Signature:
     return signature
 
 
-def tool_schema(fn: ToolFunction, *, name: str | None = None, description: str | None = None) -> dict[str, Any]:
+def _parameters(fn: Any, name: str) -> list[FieldSpec]:
+    hints = _hints(fn)
+    _, documented = parse_docstring(inspect.getdoc(fn))
+    return [
+        FieldSpec(
+            param.name,
+            hints.get(param.name, Any),
+            required=param.default is param.empty,
+            default=NOTHING if param.default is param.empty else param.default,
+            description=documented.get(param.name),
+        )
+        for param in _signature(fn, name).parameters.values()
+    ]
+
+
+def tool_schema(
+    fn: ToolFunction, *, name: str | None = None, description: str | None = None, strict: bool = False
+) -> dict[str, Any]:
     """The OpenAI tool dict of a Python function, from its signature, annotations and docstring.
 
-    Raises :class:`InvalidRequestError` if ``fn`` has ``*args``/``**kwargs``, a
-    positional-only parameter, or an annotation JSON schema cannot describe.
+    With ``strict`` the parameters follow OpenAI's strict-mode rules (see
+    :mod:`azml_chat.structured`) and the function says ``"strict": true``; leave it off for
+    models that do not know the flag. Raises :class:`InvalidRequestError` if ``fn`` has
+    ``*args``/``**kwargs``, a positional-only parameter, an annotation JSON schema cannot
+    describe, or (with ``strict``) one strict mode cannot express.
     """
     if not callable(fn):
         raise InvalidRequestError(f"a tool must be a function or a tool dict, not {type(fn).__name__}")
     if name is not None and not _NAME.fullmatch(name):
         raise InvalidRequestError(f"tool name {name!r} must be 1-64 letters, digits, '_' or '-'")
     name = name or _name_of(fn)
-    signature = _signature(fn, name)
-    hints = _hints(fn)
-    summary, documented = parse_docstring(inspect.getdoc(fn))
-    properties: dict[str, Any] = {}
-    required: list[str] = []
-    for param in signature.parameters.values():
-        try:
-            prop = json_schema(hints.get(param.name, Any))
-        except InvalidRequestError as exc:
-            raise InvalidRequestError(f"tool {name!r}, parameter {param.name!r}: {exc}") from None
-        if param.name in documented:
-            prop = {**prop, "description": documented[param.name]}
-        if param.default is param.empty:
-            required.append(param.name)
-        elif _is_plain(param.default):
-            prop = {**prop, "default": param.default}
-        properties[param.name] = prop
+    summary, _ = parse_docstring(inspect.getdoc(fn))
+    fields = _parameters(fn, name)
+    try:
+        parameters = object_schema(fields, strict=strict)
+    except InvalidRequestError as exc:
+        raise InvalidRequestError(f"tool {name!r}: {exc.message}") from None
     function: dict[str, Any] = {"name": name}
     if description or summary:
         function["description"] = description or summary
-    function["parameters"] = {
-        "type": "object",
-        "properties": properties,
-        "required": required,
-        "additionalProperties": False,
-    }
+    function["parameters"] = parameters
+    if strict:
+        function["strict"] = True
     return {"type": "function", "function": function}
 
 
@@ -252,15 +265,10 @@ def _bind(call: ToolCall, registry: Mapping[str, ToolFunction]) -> tuple[ToolFun
             if part
         )
         raise StructuredOutputError(f"tool call {call.name!r} does not fit the function: {what}", text=call.arguments)
-    hints = _hints(fn)
-    kwargs: dict[str, Any] = {}
-    for key, value in arguments.items():
-        try:
-            kwargs[key] = structure_value(value, hints[key]) if key in hints else value
-        except StructuredOutputError as exc:
-            raise StructuredOutputError(
-                f"tool call {call.name!r}, argument {key!r}: {exc.message}", text=call.arguments
-            ) from None
+    try:
+        kwargs = structure_fields(arguments, _parameters(fn, call.name))
+    except StructuredOutputError as exc:
+        raise StructuredOutputError(f"tool call {call.name!r}: {exc.message}", text=call.arguments) from None
     return fn, kwargs
 
 
@@ -268,7 +276,7 @@ def _result_text(name: str, result: Any) -> str:
     if isinstance(result, str):
         return result
     try:
-        return dumps(_converter.unstructure(result)).decode()
+        return dumps(unstructure_value(result)).decode()
     except InvalidRequestError:
         raise InvalidRequestError(
             f"tool {name!r} returned a {type(result).__name__}, which is not JSON-serializable: return a str"

@@ -1,5 +1,9 @@
 """Tool calling: the model asks for a Python function, we run it and send the result back.
 
+Parameters may be of any schema style (attrs classes, dataclasses, TypedDicts, pydantic
+models, typing annotations): the arguments are checked and built into those types before the
+function runs. ``tool_schema(fn, strict=True)`` asks for OpenAI's strict mode.
+
 With AZUREML_ENDPOINT_URL / AZUREML_ENDPOINT_API_KEY set (a serverless endpoint of a model
 that supports tools) it talks to Azure; otherwise a local endpoint plays a scripted model.
 
@@ -9,12 +13,13 @@ that supports tools) it talks to Azure; otherwise a local endpoint plays a scrip
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from typing import Any, Literal
 
 from _endpoint import endpoint_settings
 
-from azml_chat import AsyncChatClient, ChatClient, Message, aexecute_tool_calls, execute_tool_calls
+from azml_chat import AsyncChatClient, ChatClient, Message, aexecute_tool_calls, execute_tool_calls, tool_schema
 from azml_chat.testing import ChatTurn, ScriptedReply
 
 
@@ -30,12 +35,38 @@ def get_weather(city: str, unit: Literal["celsius", "fahrenheit"] = "celsius") -
     return {"city": city, "temperature": temperature, "unit": unit}
 
 
+@dataclasses.dataclass
+class Booking:
+    city: str
+    nights: int = 1
+    breakfast: bool = False
+
+
+def book_hotel(booking: Booking, guests: list[str]) -> str:
+    """Book a hotel room.
+
+    Args:
+        booking: Where and for how long.
+        guests: The guests' names.
+    """
+    extra = " with breakfast" if booking.breakfast else ""
+    return f"Booked {booking.nights} night(s) in {booking.city}{extra} for {', '.join(guests)}."
+
+
 def scripted_model(turn: ChatTurn) -> str | ScriptedReply:
     """The local endpoint's stand-in for a real model: call the tool, then answer from its result."""
     last = turn.messages[-1]
+    if last["role"] == "tool" and last["tool_call_id"] == "call_book":
+        return last["content"]
     if last["role"] == "tool":
         result = json.loads(last["content"])
         return f"It is {result['temperature']} degrees {result['unit']} in {result['city']}."
+    if turn.params["tools"][0]["function"]["name"] == "book_hotel":
+        # strict mode: every field is sent, null meaning "the default"
+        arguments = {"booking": {"city": "Oslo", "nights": None, "breakfast": True}, "guests": ["Ann", "Bo"]}
+        return ScriptedReply(
+            tool_calls=[{"id": "call_book", "function": {"name": "book_hotel", "arguments": arguments}}]
+        )
     call = {"id": "call_1", "function": {"name": "get_weather", "arguments": {"city": "Oslo"}}}
     return ScriptedReply(tool_calls=[call])
 
@@ -50,6 +81,13 @@ async def main(settings: dict[str, Any]) -> None:
             messages += [reply.message, *await aexecute_tool_calls(reply, [get_weather])]
             reply = await client.chat(messages, tools=[get_weather])
         print("async answer:", reply.content)
+
+        booking_tool = tool_schema(book_hotel, strict=True)  # a dataclass parameter, strict schema
+        messages = [Message.user("Book a room in Oslo with breakfast for Ann and Bo.")]
+        reply = await client.chat(messages, tools=[booking_tool])
+        messages += [reply.message, *await aexecute_tool_calls(reply, [book_hotel])]
+        reply = await client.chat(messages, tools=[booking_tool])
+        print("async booking:", reply.content)
 
 
 def main_sync(settings: dict[str, Any]) -> None:

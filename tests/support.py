@@ -116,14 +116,14 @@ class ClientRunner:
 
 def aiohttp_connections_in_use(client: AsyncChatClient) -> int:
     """Connections a ``driver="aiohttp"`` client's pool has handed out and not got back."""
-    session = client._driver._session  # type: ignore[attr-defined]
+    session = client._transport.session  # type: ignore[attr-defined]
     return 0 if session is None else len(session.connector._acquired)
 
 
 def assert_pool_idle(client: AsyncChatClient | ChatClient) -> None:
     """Fail if a client's pool still has a connection checked out (a leaked response).
 
-    Works for both clients: ``httpx.AsyncClient`` and ``httpx.Client`` both keep an httpcore
+    Works for both clients: httpx2's and httpx's clients keep an httpcore
     pool at ``_transport._pool``; a returned connection is idle or closed, and no request
     still waits on or holds a pool slot. With ``driver="aiohttp"``, the aiohttp connector
     must have no connection handed out.
@@ -132,7 +132,7 @@ def assert_pool_idle(client: AsyncChatClient | ChatClient) -> None:
         in_use = aiohttp_connections_in_use(client)  # type: ignore[arg-type]
         assert not in_use, f"{in_use} aiohttp connection(s) left checked out of the pool"
         return
-    pool = client._http._transport._pool  # type: ignore[union-attr]
+    pool = client._transport.client._transport._pool  # type: ignore[attr-defined]
     assert not pool._requests, f"{len(pool._requests)} request(s) still hold a pool slot"
     busy = [conn for conn in pool.connections if not (conn.is_idle() or conn.is_closed())]
     assert not busy, f"connection(s) left checked out of the pool: {busy}"

@@ -339,7 +339,7 @@ def test_trio_is_refused_clearly(endpoint: LocalEndpoint) -> None:
 
 def test_missing_aiohttp_names_the_extra(monkeypatch: pytest.MonkeyPatch, endpoint: LocalEndpoint) -> None:
     monkeypatch.setitem(sys.modules, "aiohttp", None)  # makes ``import aiohttp`` fail
-    monkeypatch.delitem(sys.modules, "azml_chat._aiohttp", raising=False)
+    monkeypatch.delitem(sys.modules, "azml_chat._transport.aiohttp", raising=False)
     with pytest.raises(ConfigurationError, match=r"azml-chat\[aiohttp\]"):
         AsyncChatClient(endpoint.url, api_key=API_KEY, driver="aiohttp")
 

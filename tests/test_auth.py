@@ -322,7 +322,9 @@ def test_api_key_header_style(endpoint: LocalEndpoint, mode: str) -> None:
 
 
 def test_credential_settings_are_checked() -> None:
-    url = "https://x.eastus.models.ai.azure.com/v1/chat/completions"
+    with pytest.raises(ConfigurationError, match=r"accept keys only, not Entra ID tokens"):
+        ChatClient("https://x.eastus.models.ai.azure.com/v1/chat/completions", credential=Credential())
+    url = "https://x.services.ai.azure.com/models/chat/completions"
     with pytest.raises(ConfigurationError, match="needs AsyncChatClient"):
         ChatClient(url, credential=AsyncCredential())
     with pytest.raises(ConfigurationError, match="either api_key or credential"):

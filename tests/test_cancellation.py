@@ -37,7 +37,7 @@ def make_client(url: str, responses: list[httpx.Response] | None = None) -> Asyn
 
 
 async def close(client: AsyncChatClient) -> None:
-    await client._http.aclose()
+    await client._transport.client.aclose()
 
 
 async def cancel_when(scope: anyio.CancelScope, condition: Callable[[], bool]) -> None:
@@ -96,7 +96,7 @@ async def test_cancel_during_connect(blackhole: tuple[int, Callable[[], None]]) 
         elapsed = await run_cancelled(lambda: client.chat("hi"), lambda: time.monotonic() - started > 0.2)
         assert elapsed < 3
         assert_pool_idle(client)
-        assert all(conn.is_closed() for conn in client._http._transport._pool.connections)  # type: ignore[attr-defined]
+        assert all(conn.is_closed() for conn in client._transport.client._transport._pool.connections)  # type: ignore[attr-defined]
         release()
         with LocalEndpoint(api_key=API_KEY, port=port) as endpoint:  # the same address now answers
             await works_afterwards(client, endpoint)

@@ -179,7 +179,7 @@ def test_no_secret_in_objects_errors_or_logs(
             settings = {"retry_policy": POLICY, **client_settings()}
             if mode == "sync":
                 with ChatClient(endpoint.url, **settings) as client:
-                    corpus.add(client, client.formatter, client._retry_policy, client._tokens)
+                    corpus.add(client, client.formatter, client.settings.retry_policy, client._tokens)
                     run_scenario(client, kind, options, corpus)
             else:
 
@@ -229,7 +229,7 @@ def test_debug_log_shows_requests_retries_and_timings(caplog: pytest.LogCaptureF
 @pytest.mark.parametrize(
     "settings",
     [
-        {"api_key": KEY + "\n"},  # read from a file with its newline
+        {"api_key": KEY + "\n" + KEY},  # two keys pasted on two lines
         {"api_key": KEY + "\u00e9"},
         {"api_key": KEY, "headers": {"x-extra": "a\r\nb"}},
         {"api_key": KEY, "endpoint_url": f"https://user:{KEY}@ep.eastus.inference.ml.azure.com/score"},
@@ -274,7 +274,7 @@ def test_no_secret_in_cli_output(debug: bool) -> None:
             ([Fault(502, body=echo_page(KEY), content_type="text/html", times=5)], ["chat", "echo"], env, 1),
             ([Fault(drop="mid_stream")], ["chat", "--stream", "cut"], env, 1),
             ([Fault(delay_before_headers=0.5, times=5)], ["chat", "--timeout", "0.1", "slow"], env, 1),
-            ([], ["chat", "x"], {**env, "AZUREML_ENDPOINT_API_KEY": KEY + "\n"}, 2),
+            ([], ["chat", "x"], {**env, "AZUREML_ENDPOINT_API_KEY": KEY + "\n"}, 0),  # stripped
             ([], ["chat", "x", "--api-key", KEY, "--url", f"http://u:{KEY}@127.0.0.1/score"], {}, 2),
             ([], ["chat", "x"], {**env, "AZUREML_ENDPOINT_API_KEY": "wrong-key"}, 1),
         ]
@@ -291,3 +291,10 @@ def test_no_secret_in_cli_output(debug: bool) -> None:
         assert "DEBUG:azml_chat:POST " in "".join(outputs)  # the DEBUG log really was on
     corpus = Corpus()
     corpus.assert_clean(*outputs)
+
+
+def test_a_key_with_surrounding_whitespace_is_stripped(endpoint: LocalEndpoint) -> None:
+    """A key read from a file or a shell variable keeps its newline: it is stripped, never sent as is."""
+    with ChatClient(endpoint.url, api_key=f"  {KEY}\n") as client:
+        assert client.settings.key == KEY
+        assert client.settings.api_key == KEY

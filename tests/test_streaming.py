@@ -73,7 +73,7 @@ def assemble(events: list[ServerSentEvent]) -> tuple[list[Any], ChatResponse]:
             break
         if chunk is not None:
             chunks.append((chunk.content, chunk.reasoning_content, chunk.tool_calls, chunk.finish_reason, chunk.usage))
-    state.ended(False)
+    assert state.done
     return chunks, state.response(0.0)
 
 

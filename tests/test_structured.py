@@ -1,15 +1,19 @@
 """Structured output: response_format values, parsing replies into attrs classes (success and
-every kind of failure), and chat_structured over HTTP with both clients."""
+every kind of failure), and chat_structured over HTTP with both clients in every schema style
+(attrs, dataclass, TypedDict, pydantic, typing annotations). Socket-free tests of each style
+are in test_schema_styles.py."""
 
 from __future__ import annotations
 
+import datetime
 import enum
 import json
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import attrs
 import pytest
+from schema_styles import Invoice, LineItem, Movie, Priority, Task, assert_strict, needs_pydantic, pydantic
 from support import API_KEY, mode_param, with_client
 
 from azml_chat import (
@@ -62,28 +66,53 @@ GOOD = {
 EXPECTED = Forecast("Oslo", Sky.CLOUDY, [Reading(9, 3.0), Reading(12, 5.5)], False, {"source": "met"}, None, "high")
 
 
-def test_response_format_for_is_a_strict_json_schema() -> None:
+def test_response_format_for_a_class_strict_mode_cannot_take() -> None:
     fmt = response_format_for(Forecast)
     assert fmt["type"] == "json_schema"
     spec = fmt["json_schema"]
-    assert (spec["name"], spec["strict"]) == ("Forecast", True)
+    assert (spec["name"], spec["strict"]) == ("Forecast", False)  # tags: dict[str, str] has free-form keys
     schema = spec["schema"]
-    assert schema["required"] == ["city", "sky", "readings", "windy", "tags", "note", "level"]  # strict: all
+    assert schema == json_schema(Forecast)
+    assert schema["required"] == ["city", "sky", "readings", "windy"]
     assert schema["additionalProperties"] is False
     assert schema["description"] == "A weather forecast."
     assert schema["properties"]["sky"] == {"type": "string", "enum": ["clear", "cloudy"]}
-    assert schema["properties"]["note"] == {"type": ["string", "null"], "description": "anything else"}
+    assert schema["properties"]["note"] == {"type": ["string", "null"], "description": "anything else", "default": None}
+    assert schema["properties"]["level"] == {"type": "string", "enum": ["low", "high"], "default": "low"}
     assert schema["properties"]["readings"]["items"] == {
         "type": "object",
         "properties": {"hour": {"type": "integer"}, "celsius": {"type": "number"}},
         "required": ["hour", "celsius"],
         "additionalProperties": False,
     }
-    assert "default" not in json.dumps(schema)  # strict mode takes no defaults
-    lenient = json_schema(Forecast)
-    assert lenient["required"] == ["city", "sky", "readings", "windy"]
-    assert lenient["properties"]["level"] == {"type": "string", "enum": ["low", "high"], "default": "low"}
+    with pytest.raises(InvalidRequestError, match=r"Forecast cannot be described in strict mode: \$\.tags: an object"):
+        response_format_for(Forecast, strict=True)
     assert response_format_for(Reading, name="r-1", strict=False)["json_schema"]["name"] == "r-1"
+
+
+@attrs.frozen
+class Outlook:
+    """A weather outlook."""
+
+    city: str
+    sky: Sky
+    readings: list[Reading]
+    note: str | None = attrs.field(default=None, metadata={"description": "anything else"})
+    level: Literal["low", "high"] = "low"
+
+
+def test_response_format_for_is_a_strict_json_schema() -> None:
+    spec = response_format_for(Outlook)["json_schema"]
+    assert (spec["name"], spec["strict"]) == ("Outlook", True)
+    schema = spec["schema"]
+    assert_strict(schema)
+    assert schema["required"] == ["city", "sky", "readings", "note", "level"]  # strict: all
+    assert schema["properties"]["note"] == {"type": ["string", "null"], "description": "anything else"}
+    assert schema["properties"]["level"] == {"type": ["string", "null"], "enum": ["low", "high", None]}
+    assert "default" not in json.dumps(schema)  # strict mode takes no defaults
+    assert json_schema(Outlook, strict=True) == schema
+    reply = {"city": "Oslo", "sky": "clear", "readings": [], "note": None, "level": None}
+    assert parse_structured(json.dumps(reply), Outlook) == Outlook("Oslo", Sky.CLEAR, [])  # null: the default
 
 
 @attrs.frozen
@@ -97,16 +126,16 @@ def test_response_format_for_rejects_what_it_cannot_describe() -> None:
     class Local:
         inner: Reading | Unresolvable  # type: ignore[name-defined]  # noqa: F821
 
-    with pytest.raises(InvalidRequestError, match="attrs class"):
-        response_format_for(dict)
     with pytest.raises(InvalidRequestError, match="1-64"):
         response_format_for(Reading, name="bad name!")
-    with pytest.raises(InvalidRequestError, match="recursive class Node"):
-        response_format_for(Node)
     with pytest.raises(InvalidRequestError, match=r"cannot resolve the type annotations of .*Local"):
         response_format_for(Local)
     with pytest.raises(InvalidRequestError, match="JSON object keys are strings"):
         json_schema(dict[int, str])
+    with pytest.raises(InvalidRequestError, match="cannot describe <class 'bytes'>"):
+        response_format_for(bytes)
+    node = response_format_for(Node)["json_schema"]["schema"]  # recursion is fine: $defs
+    assert node["properties"]["children"]["items"] == {"$ref": "#/$defs/Node"}
 
 
 def test_parse_structured_success_from_text_and_response() -> None:
@@ -261,3 +290,98 @@ def test_chat_structured_on_a_dedicated_endpoint_sends_no_response_format(mode: 
         )
         assert forecast == EXPECTED
         assert "response_format" not in dedicated.requests[-1].json["input_data"]["parameters"]
+
+
+# --- every schema style over HTTP -----------------------------------------------------------------
+
+
+@attrs.frozen
+class StyleCase:
+    """A type in one schema style, what a strict-mode model answers for it, and a misfit."""
+
+    tp: Any
+    reply: Any
+    expected: Any
+    misfit: Any
+    fragment: str
+
+
+CASES = {
+    "attrs": StyleCase(
+        Task,
+        {"title": "Ship", "priority": "high", "tags": None, "estimate": None},
+        Task("Ship", Priority.HIGH),
+        {"title": "Ship", "priority": "urgent", "tags": None, "estimate": None},
+        r"\$\.priority: expected one of",
+    ),
+    "dataclass": StyleCase(
+        Invoice,
+        {"number": "A-7", "items": [{"sku": "k", "quantity": 2}], "issued": "2024-05-01", "paid": True, "note": None},
+        Invoice("A-7", [LineItem("k", 2)], datetime.date(2024, 5, 1), paid=True),
+        {"number": 7, "items": [], "issued": "2024-05-01", "paid": None, "note": None},
+        r"\$\.number: expected string, got 7",
+    ),
+    "typeddict": StyleCase(
+        Movie,
+        {"title": "Heat", "year": 1995, "genres": None},
+        {"title": "Heat", "year": 1995},
+        {"title": None, "year": 1995, "genres": None},
+        r"\$\.title: expected string, got null",
+    ),
+    "list": StyleCase(list[int], {"response": [1, 2]}, [1, 2], {"response": ["1"]}, r"\$\[0\]: expected integer"),
+    "literal": StyleCase(Literal["yes", "no"], {"response": "no"}, "no", {"response": "maybe"}, "expected one of"),
+    "annotated-optional": StyleCase(
+        Annotated[int | None, "a count"], {"response": None}, None, {"response": "x"}, "expected integer or null"
+    ),
+}
+STYLES = [*CASES, pytest.param("pydantic", marks=pytest.mark.skipif(pydantic is None, reason=needs_pydantic))]
+if pydantic is not None:
+    from schema_styles import Person
+
+    CASES["pydantic"] = StyleCase(
+        Person,
+        {"name": "Ann", "age": None, "items": [{"sku": "k", "quantity": None}]},
+        Person(name="Ann", items=[LineItem("k")]),
+        {"name": "R2D2", "age": None, "items": None},
+        r"\$\.name: Value error, a name has no digits",
+    )
+
+
+def style_model(turn: ChatTurn) -> str:
+    """A scripted model answering "fit:<style>" with a good reply and "misfit:<style>" with a bad one."""
+    verdict, _, style = turn.messages[-1]["content"].partition(":")
+    case = CASES[style]
+    return json.dumps(case.reply if verdict == "fit" else case.misfit)
+
+
+@pytest.fixture(scope="module")
+def style_endpoint() -> Iterator[LocalEndpoint]:
+    with LocalEndpoint(api_key=API_KEY, responder=style_model) as endpoint:
+        yield endpoint
+
+
+@pytest.mark.parametrize("style", STYLES)
+@mode_param
+def test_chat_structured_in_every_style(style_endpoint: LocalEndpoint, style: str, mode: str) -> None:
+    case = CASES[style]
+    value = with_client(
+        mode,
+        style_endpoint.url,
+        lambda c: c.chat_structured(f"fit:{style}", case.tp),
+        lambda c: c.chat_structured(f"fit:{style}", case.tp),
+    )
+    assert value == case.expected
+    assert type(value) is type(case.expected)
+    sent = style_endpoint.requests[-1].json["response_format"]
+    assert sent == response_format_for(case.tp)
+    assert sent["json_schema"]["strict"] is True
+    assert_strict(sent["json_schema"]["schema"])
+    with pytest.raises(StructuredOutputError, match=case.fragment) as caught:
+        with_client(
+            mode,
+            style_endpoint.url,
+            lambda c: c.chat_structured(f"misfit:{style}", case.tp),
+            lambda c: c.chat_structured(f"misfit:{style}", case.tp),
+        )
+    assert caught.value.text == json.dumps(case.misfit)
+    assert caught.value.request_id

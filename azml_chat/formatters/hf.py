@@ -1,8 +1,7 @@
-"""Hugging Face / "foundation models" containers on dedicated ``/score`` endpoints.
+"""Hugging Face / "foundation models" families on dedicated ``/score`` endpoints.
 
-Chat families (Llama, Phi, Mistral) take ``{"input_data": {"input_string": [messages],
-"parameters": {...}}}``; text-generation families (gpt2, dolly, falcon) take a list
-of prompt strings. Parameters use the container's names (``max_new_tokens``).
+Chat families (Llama, Phi, Mistral) send the messages; text-generation families
+(gpt2, dolly, falcon) send one prompt string. All share :class:`ScoreFormatter`.
 """
 
 from __future__ import annotations
@@ -10,51 +9,26 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from ..messages import ChatResponse, Message, _unstructure_message
-from ._base import ChatFormatter, parse_dedicated_reply
+from .._wire import message_to_wire
+from ..messages import Message
+from ._score import ScoreFormatter
 
 __all__ = ["LlamaChatFormatter", "MistralChatFormatter", "PhiChatFormatter", "TextGenerationFormatter"]
 
-_HF_PARAMS: Mapping[str, str] = {"max_tokens": "max_new_tokens"}
 
-
-class LlamaChatFormatter(ChatFormatter):
-    """Llama-2/3 chat and other Hugging Face chat models on ``/score``.
-
-    ``legacy_inputs=True`` sends the older ``{"inputs": {...}, "parameters": {...}}`` shape.
-    """
+class LlamaChatFormatter(ScoreFormatter):
+    """Llama-2/3 chat and other Hugging Face chat models on ``/score``."""
 
     name: ClassVar[str] = "llama"
-    param_aliases: ClassVar[Mapping[str, str]] = _HF_PARAMS
-
-    def __init__(self, *, legacy_inputs: bool = False) -> None:
-        self.legacy_inputs = legacy_inputs
-
-    def input_strings(self, messages: tuple[Message, ...]) -> list[Any]:
-        """The ``input_string`` list: the messages in wire form."""
-        return [_unstructure_message(message) for message in messages]
-
-    def format_request(self, messages: tuple[Message, ...], params: Mapping[str, Any]) -> Any:
-        inputs = self.input_strings(messages)
-        parameters = self.rename_params(params)
-        if self.legacy_inputs:
-            return {"inputs": {"input_string": inputs}, "parameters": parameters}
-        return {"input_data": {"input_string": inputs, "parameters": parameters}}
-
-    def parse_response(self, payload: Any) -> ChatResponse | str:
-        return parse_dedicated_reply(payload)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(legacy_inputs={self.legacy_inputs})"
 
 
-class PhiChatFormatter(LlamaChatFormatter):
-    """Phi-3 / Phi-3.5 chat models: same wire shape as the Llama chat containers."""
+class PhiChatFormatter(ScoreFormatter):
+    """Phi-3 / Phi-3.5 chat models: the same wire shape as the Llama chat containers."""
 
     name: ClassVar[str] = "phi"
 
 
-class MistralChatFormatter(LlamaChatFormatter):
+class MistralChatFormatter(ScoreFormatter):
     """Mistral-instruct: its template has no system role, so system text joins the first user turn."""
 
     name: ClassVar[str] = "mistral"
@@ -67,17 +41,20 @@ class MistralChatFormatter(LlamaChatFormatter):
                 rest[0] = Message("user", f"{system}\n\n{rest[0].content}")
             else:
                 rest.insert(0, Message("user", system))
-        return [_unstructure_message(message) for message in rest]
+        return [message_to_wire(message) for message in rest]
 
 
-class TextGenerationFormatter(LlamaChatFormatter):
+class TextGenerationFormatter(ScoreFormatter):
     """Text-generation models (gpt2, dolly, falcon, ...): the chat becomes one prompt string.
 
     A single user message is sent as it is; a longer chat is rendered as a transcript
     (``System: ...``, ``User: ...``, ``Assistant: ...``) ending with ``Assistant:``.
+    ``return_full_text`` is false unless the call says otherwise, so the container does
+    not echo the prompt back in front of the answer.
     """
 
     name: ClassVar[str] = "text-generation"
+    default_parameters: ClassVar[Mapping[str, Any]] = {"return_full_text": False}
 
     def input_strings(self, messages: tuple[Message, ...]) -> list[Any]:
         if len(messages) == 1 and messages[0].role == "user":

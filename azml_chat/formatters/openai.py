@@ -1,12 +1,13 @@
-"""OpenAI chat-completions bodies: serverless endpoints and OpenAI-like (vLLM) containers."""
+"""OpenAI chat-completions bodies: serverless, Foundry, Azure OpenAI and vLLM routes."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
-from ..messages import ChatResponse, Message, _unstructure_message
-from ._base import ChatFormatter, parse_chat_completion
+from .._wire import message_to_wire, parse_chat_completion
+from ..messages import ChatResponse, Message
+from ._base import CALL_FEATURES, ChatFormatter
 
 __all__ = ["STANDARD_KEYS", "OpenAIChatFormatter"]
 
@@ -28,31 +29,21 @@ STANDARD_KEYS = frozenset(
         "model",
     }
 )
-_PASS_THROUGH = {"extra-parameters": "pass-through"}
 
 
 class OpenAIChatFormatter(ChatFormatter):
-    """``{"messages": [...], "temperature": ..., ...}``; replies are ``chat.completion`` objects.
-
-    When the body carries keys outside the standard set (``stream_options``, ``n``,
-    vendor knobs), the request gets ``extra-parameters: pass-through`` so the Azure
-    gateway forwards them instead of rejecting the call.
-    """
+    """``{"messages": [...], "temperature": ..., ...}``; replies are ``chat.completion`` objects."""
 
     name: ClassVar[str] = "openai"
-    route: ClassVar[Literal["score", "chat"]] = "chat"
+    dialect = "chat-completions"
     supports_streaming: ClassVar[bool] = True
     param_aliases: ClassVar[Mapping[str, str]] = {"max_new_tokens": "max_tokens"}
+    features: ClassVar[frozenset[str]] = CALL_FEATURES
 
     def format_request(self, messages: tuple[Message, ...], params: Mapping[str, Any]) -> Any:
         body = self.rename_params(params)
-        body["messages"] = [_unstructure_message(message) for message in messages]
+        body["messages"] = [message_to_wire(message) for message in messages]
         return body
 
     def parse_response(self, payload: Any) -> ChatResponse:
         return parse_chat_completion(payload)
-
-    def request_headers(self, body: Any) -> Mapping[str, str]:
-        if isinstance(body, Mapping) and not STANDARD_KEYS.issuperset(body):
-            return _PASS_THROUGH
-        return {}

@@ -294,7 +294,9 @@ class Handlers:
         mode = req.headers.get("extra-parameters", "error").strip().lower()
         if extras and mode == "drop":
             params = {k: v for k, v in params.items() if k in STANDARD_KEYS}
-        elif extras and mode not in ("pass-through", "allow"):
+        elif (
+            extras and mode not in ("pass-through", "allow") and getattr(self, "kind", "") != "dedicated"
+        ):  # vLLM takes any key
             msg = (
                 f"Extra parameters {extras} are not allowed when extra-parameters is not set "
                 "or set to be 'error'. Set extra-parameters to 'pass-through' to pass to the model."

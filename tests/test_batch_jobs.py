@@ -46,7 +46,7 @@ def run(endpoint: LocalEndpoint, job: JsonlJob, **options: Any) -> Any:
 def test_openai_batch_lines_in_openai_batch_results_out(endpoint: LocalEndpoint, tmp_path: Path) -> None:
     source = write_lines(
         tmp_path / "in.jsonl",
-        [openai_line(f"req-{i}", f"hello {i}", max_tokens=20) for i in range(30)]
+        [openai_line(f"req-{i}", f"hello {i}", max_tokens=20, top_k=3) for i in range(30)]
         + ["", {"messages": [{"role": "user", "content": "plain line"}], "temperature": 0.1}],
     )
     output = tmp_path / "out.jsonl"
@@ -72,6 +72,7 @@ def test_openai_batch_lines_in_openai_batch_results_out(endpoint: LocalEndpoint,
     sent = [request.json for request in endpoint.requests]
     assert all("model" not in body for body in sent)  # an OpenAI model name means nothing to an Azure ML endpoint
     assert {body.get("max_tokens") for body in sent} == {20, None}
+    assert {body.get("top_k") for body in sent} == {3, None}  # a vendor knob travels as it was
 
 
 def test_failed_rows_carry_type_status_and_request_id_in_the_output_or_errors_file(
@@ -199,6 +200,8 @@ def test_model_is_dropped_kept_or_replaced() -> None:
     assert parse_request_line(line, 1).params == {"temperature": 0.2}
     assert parse_request_line(line, 1, keep_model=True).params["model"] == "gpt-4o-mini"
     assert parse_request_line(line, 1, model="phi-4").params["model"] == "phi-4"
+    vendor = parse_request_line(openai_line("v", "x", top_k=5, extra_body={"do_sample": True}, seed=1), 1)
+    assert vendor.params == {"seed": 1, "extra_body": {"top_k": 5, "do_sample": True}}
     plain = parse_request_line({"messages": [{"role": "user", "content": "x"}], "stream": False}, 9)
     assert plain.id == "line-9"
     assert plain.params == {}

@@ -86,7 +86,9 @@ async def test_rows_may_be_requests_dicts_or_strings_and_params_reach_the_endpoi
 async def test_failed_rows_are_results_with_typed_errors_never_exceptions(endpoint: LocalEndpoint) -> None:
     endpoint.add_fault(Fault(400, body={"error": {"code": "BadParam", "message": "temperature too high"}}))
     results, summary = await collect(
-        endpoint, [*rows(5), {"id": "broken"}, 42, {"id": 7, "messages": "x"}], concurrency=1
+        endpoint,
+        [*rows(5), {"id": "broken"}, 42, {"id": 7, "messages": "x"}, {"messages": "x", "top_k": 3}],
+        concurrency=1,
     )
     failed = {result.id: result.error for result in results if not result.ok}
     assert isinstance(failed["row-0"], BadRequestError)
@@ -97,9 +99,11 @@ async def test_failed_rows_are_results_with_typed_errors_never_exceptions(endpoi
     assert "no 'messages'" in str(failed["5"])
     assert isinstance(failed["6"], InvalidRequestError)
     assert isinstance(failed["7"], InvalidRequestError)
-    assert summary.rows == 8
-    assert summary.failed == 4
-    assert summary.failed_by_error == {"BadRequestError": 1, "InvalidRequestError": 3}
+    assert isinstance(failed["8"], InvalidRequestError)  # chat() has no top_k: extra_body={"top_k": 3} has
+    assert "top_k" in str(failed["8"])
+    assert summary.rows == 9
+    assert summary.failed == 5
+    assert summary.failed_by_error == {"BadRequestError": 1, "InvalidRequestError": 4}
     assert "BadRequestError 1" in str(summary)
 
 

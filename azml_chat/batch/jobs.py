@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import anyio
 import attrs
 
+from ..config import ChatParams
 from ..errors import APIStatusError, InvalidRequestError
 from .runner import BatchRequest, BatchResult, BatchStatus, BatchSummary, run_batch
 
@@ -53,6 +54,14 @@ __all__ = ["JobPlan", "JsonlJob", "completion_body", "parse_request_line", "resu
 
 CHAT_URLS = ("/v1/chat/completions", "/chat/completions")
 _MAX_PROBLEMS = 5
+#: Keys of a request body that are ``chat()`` parameters; the call's own controls are not body keys.
+_BODY_PARAMS = frozenset(ChatParams.__annotations__) - {
+    "extra_body",
+    "extra_headers",
+    "extra_query",
+    "timeout",
+    "max_retries",
+}
 _LOW = (1 << 64) - 1
 
 
@@ -122,7 +131,23 @@ def parse_request_line(
         params.pop("model", None)
     if model is not None:
         params["model"] = model
-    return BatchRequest(messages, params, row_id)
+    return BatchRequest(messages, _split_extra_body(params), row_id)
+
+
+def _split_extra_body(body: dict[str, Any]) -> dict[str, Any]:
+    """Body keys ``chat()`` does not name (vendor knobs such as ``top_k``) travel in ``extra_body``."""
+    params: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for key, value in body.items():
+        if key in _BODY_PARAMS:
+            params[key] = value
+        elif key == "extra_body" and isinstance(value, dict):
+            extra.update(value)
+        else:
+            extra[key] = value
+    if extra:
+        params["extra_body"] = extra
+    return params
 
 
 def completion_body(response: ChatResponse) -> dict[str, Any]:

@@ -474,7 +474,10 @@ class BatchRun:
             self._attempts += 1
             started = time.monotonic()
             try:
-                response = await self._client.chat(request.messages, max_retries=0, **request.params)
+                try:
+                    response = await self._client.chat(request.messages, max_retries=0, **request.params)
+                except TypeError as exc:  # chat() names its parameters: an unknown one is this row's mistake
+                    raise InvalidRequestError(f"row {request.id!r}: {exc}") from None
             except AzureMLChatError as error:
                 now = time.monotonic()
                 outcome = classify(error, dedicated=self._dedicated)

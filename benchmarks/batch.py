@@ -1,0 +1,378 @@
+"""Batch benchmark: adaptive concurrency against a capacity-limited endpoint, memory, kill -9.
+
+Three measurements, each against the embedded endpoint (``LocalEndpoint``) started in its
+own process (pinned to the last CPU when there are two or more; the client gets CPU 0):
+
+1. **goodput**: an endpoint taking at most 8 requests in flight, 50 ms each (an ideal of
+   160 requests/s, answering 429 beyond, with no ``retry-after``, as managed online
+   endpoints do), 3,000 rows through ``run_batch`` in adaptive mode from a limit of 2, then
+   with fixed limits of 2 and 64. Reports goodput (rows/s and % of ideal), the share of
+   requests answered 429, and samples the limit and throughput every 100 ms for the plot.
+2. **memory**: ``azml-chat batch`` on a 1,000,000-row input file against an endpoint with
+   no limit, peak RSS of the command's process (``wait4``'s ``ru_maxrss``).
+3. **kill -9**: ``azml-chat batch`` killed with SIGKILL at 20 random points and rerun each
+   time, then run to the end: every custom_id must appear exactly once in the output.
+
+    python benchmarks/batch.py                 # everything (about 10 minutes on 2 cores)
+    python benchmarks/batch.py --quick         # a smoke run: small sizes, proves it works
+    python benchmarks/batch.py --only goodput  # goodput, memory or kill (comma-separated)
+
+Needs the endpoint's capacity model (``LocalEndpoint(capacity=..., service_time=...)``).
+Prints a markdown summary, writes JSON to ``benchmarks/results/batch-latest.json`` and the
+plot to ``docs/batch-goodput.png`` (matplotlib) or ``docs/batch-goodput.svg`` (without it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS = HERE / "results"
+DOCS = ROOT / "docs"
+API_KEY = "bench-key"
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+# --- the endpoint, in its own process --------------------------------------------------------
+
+
+def serve(capacity: int | None, service_time: float) -> None:
+    """Run a LocalEndpoint until stdin closes (the ``--serve`` mode of this script)."""
+    from azml_chat.testing import LocalEndpoint
+
+    endpoint = LocalEndpoint(api_key=API_KEY, capacity=capacity, service_time=service_time)  # type: ignore[call-arg]
+    with endpoint:
+        print(f"URL {endpoint.url}", flush=True)
+        sys.stdin.read()
+        stats = endpoint.capacity_stats  # type: ignore[attr-defined]
+        print(json.dumps({"admitted": stats.admitted, "rejected": stats.rejected, "peak": stats.peak_in_flight}))
+
+
+@contextmanager
+def endpoint_process(capacity: int | None, service_time: float) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The URL of an endpoint in a child process; its capacity counters land in the dict on exit."""
+    args = [sys.executable, __file__, "--serve", str(capacity or 0), str(service_time)]
+    if (os.cpu_count() or 1) > 1:
+        args = ["taskset", "-c", str((os.cpu_count() or 1) - 1), *args]
+    process = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=ENV)
+    assert process.stdout is not None
+    assert process.stdin is not None
+    line = process.stdout.readline()
+    if not line.startswith("URL "):
+        process.kill()
+        raise RuntimeError(f"the endpoint did not start: {line!r}")
+    stats: dict[str, Any] = {}
+    try:
+        yield line.split()[1], stats
+    finally:
+        process.stdin.close()
+        rest = process.stdout.read().strip()
+        process.wait(timeout=30)
+        if rest:
+            stats.update(json.loads(rest.splitlines()[-1]))
+
+
+# --- 1. goodput --------------------------------------------------------------------------------
+
+
+async def one_goodput_run(url: str, rows: int, concurrency: int | str) -> dict[str, Any]:
+    import anyio
+
+    from azml_chat import AsyncChatClient
+    from azml_chat.batch import run_batch
+
+    requests = ({"id": str(i), "messages": f"row {i}", "max_tokens": 16} for i in range(rows))
+    samples: list[tuple[float, int, int, int]] = []
+    async with AsyncChatClient(url, api_key=API_KEY, max_retries=0, timeout=30) as client:
+        async with run_batch(client, requests, concurrency=concurrency) as run:  # type: ignore[arg-type]
+            started = time.monotonic()
+
+            async def sample() -> None:
+                while True:
+                    status = run.status()
+                    samples.append((time.monotonic() - started, status.limit, status.done, status.rate_limited))
+                    await anyio.sleep(0.1)
+
+            async with anyio.create_task_group() as sampler:
+                sampler.start_soon(sample)
+                failed = sum([not result.ok async for result in run])
+                sampler.cancel_scope.cancel()
+        summary = run.summary
+    return {
+        "concurrency": concurrency,
+        "rows": rows,
+        "failed": failed,
+        "wall_time": summary.wall_time,
+        "goodput": summary.rows_per_second,
+        "attempts": summary.attempts,
+        "rate_limited": summary.rate_limited,
+        "share_429": summary.rate_limited / summary.attempts,
+        "final_limit": summary.final_limit,
+        "latency_p50": summary.latency_p50,
+        "samples": samples,
+    }
+
+
+def goodput(quick: bool) -> dict[str, Any]:
+    import anyio
+
+    capacity, service_time = 8, 0.05
+    ideal = capacity / service_time
+    rows = 300 if quick else 3000
+    runs = []
+    for concurrency in ("adaptive", 2, 64):
+        with endpoint_process(capacity, service_time) as (url, server):
+            result = anyio.run(one_goodput_run, url, rows, concurrency)
+        result["server"] = server
+        result["percent_of_ideal"] = 100 * result["goodput"] / ideal
+        runs.append(result)
+        print(
+            f"  {concurrency!s:>8}: {result['goodput']:.1f} rows/s ({result['percent_of_ideal']:.1f}% of {ideal:.0f}), "
+            f"429s {100 * result['share_429']:.2f}% of {result['attempts']} requests, {result['wall_time']:.1f} s",
+            flush=True,
+        )
+    return {"capacity": capacity, "service_time": service_time, "ideal": ideal, "runs": runs}
+
+
+# --- 2. memory ---------------------------------------------------------------------------------
+
+
+def write_input(path: Path, rows: int) -> None:
+    with path.open("w") as file:
+        for i in range(rows):
+            body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"Summarise item {i}."}]}
+            line = {"custom_id": f"item-{i:07d}", "method": "POST", "url": "/v1/chat/completions", "body": body}
+            file.write(json.dumps(line) + "\n")
+
+
+def batch_command(source: Path, output: Path, url: str, *extra: str) -> list[str]:
+    args = [sys.executable, "-m", "azml_chat.cli", "batch", str(source), "-o", str(output)]
+    return [*args, "--url", url, "--api-key", API_KEY, "--progress", "log", *extra]
+
+
+def run_measured(args: list[str], stop_after: float | None = None) -> tuple[int, float, float]:
+    """Run a command on CPU 0; returns (exit status, peak RSS in MB, seconds)."""
+    if (os.cpu_count() or 1) > 1:
+        args = ["taskset", "-c", "0", *args]
+    started = time.monotonic()
+    process = subprocess.Popen(args, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if stop_after is not None:
+        time.sleep(stop_after)
+        process.send_signal(signal.SIGINT)
+    _, status, usage = os.wait4(process.pid, 0)
+    return os.waitstatus_to_exitcode(status), usage.ru_maxrss / 1024, time.monotonic() - started
+
+
+def memory(quick: bool, folder: Path) -> dict[str, Any]:
+    rows = 20_000 if quick else 1_000_000
+    source, output = folder / "million.jsonl", folder / "million-out.jsonl"
+    write_input(source, rows)
+    size = source.stat().st_size / 1e6
+    print(f"  input: {rows} rows, {size:.0f} MB", flush=True)
+    with endpoint_process(None, 0.0) as (url, _):
+        code, peak, seconds = run_measured(batch_command(source, output, url, "--log-interval", "30"))
+    lines = sum(1 for _ in output.open())
+    print(f"  whole run: exit {code}, {lines} lines, peak RSS {peak:.0f} MB, {seconds:.0f} s", flush=True)
+    # the worst case for memory: resuming with every row but a few already done
+    with output.open("rb") as done, (folder / "resume-out.jsonl").open("wb") as resume:
+        for number, line in enumerate(done):
+            if number < lines - 1000:
+                resume.write(line)
+    with endpoint_process(None, 0.0) as (url, _):
+        resume_code, resume_peak, resume_seconds = run_measured(
+            batch_command(source, folder / "resume-out.jsonl", url, "--log-interval", "30")
+        )
+    print(f"  resume with {lines - 1000} done: exit {resume_code}, peak RSS {resume_peak:.0f} MB", flush=True)
+    return {
+        "rows": rows,
+        "input_mb": size,
+        "exit": code,
+        "output_lines": lines,
+        "peak_rss_mb": peak,
+        "seconds": seconds,
+        "rows_per_second": rows / seconds,
+        "resume_exit": resume_code,
+        "resume_peak_rss_mb": resume_peak,
+        "resume_seconds": resume_seconds,
+    }
+
+
+# --- 3. kill -9 and resume ---------------------------------------------------------------------
+
+
+def kill_and_resume(quick: bool, folder: Path) -> dict[str, Any]:
+    kills = 5 if quick else 20
+    rows = 1000 if quick else 4000
+    source, output = folder / "kill.jsonl", folder / "kill-out.jsonl"
+    write_input(source, rows)
+    chooser = random.Random(20261205)
+    partial_lines = 0
+    written: list[int] = []
+    with endpoint_process(16, 0.01) as (url, _):
+        args = batch_command(source, output, url)
+        for _ in range(kills):
+            process = subprocess.Popen(args, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(chooser.uniform(0.3, 2.0))  # start-up, scanning and sending all take part
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            data = output.read_bytes() if output.exists() else b""
+            partial_lines += bool(data) and not data.endswith(b"\n")
+            written.append(data.count(b"\n"))
+        final = subprocess.run(args, env=ENV, capture_output=True, text=True, check=False)
+    counts: dict[str, int] = {}
+    for line in output.read_text().splitlines():
+        custom_id = json.loads(line)["custom_id"]
+        counts[custom_id] = counts.get(custom_id, 0) + 1
+    expected = {f"item-{i:07d}" for i in range(rows)}
+    exactly_once = set(counts) == expected and all(count == 1 for count in counts.values())
+    print(
+        f"  {kills} kills (lines after each: {written}), {partial_lines} left a partial line; "
+        f"final run exit {final.returncode}; every custom_id exactly once: {exactly_once}",
+        flush=True,
+    )
+    return {
+        "kills": kills,
+        "rows": rows,
+        "lines_after_each_kill": written,
+        "partial_lines_repaired": partial_lines,
+        "final_exit": final.returncode,
+        "distinct_ids": len(counts),
+        "duplicates": sum(count - 1 for count in counts.values()),
+        "missing": len(expected - set(counts)),
+        "exactly_once": exactly_once,
+    }
+
+
+# --- the plot ------------------------------------------------------------------------------------
+
+
+def _series(run: dict[str, Any]) -> tuple[list[float], list[int], list[float]]:
+    times, limits, rates = [], [], []
+    previous_t, previous_done = 0.0, 0
+    for t, limit, done, _ in run["samples"]:
+        if t - previous_t > 0:
+            times.append(t)
+            limits.append(limit)
+            rates.append((done - previous_done) / (t - previous_t))
+            previous_t, previous_done = t, done
+    return times, limits, rates
+
+
+def plot(results: dict[str, Any], path_stem: Path) -> Path:
+    runs = results["runs"]
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return _plot_svg(results, path_stem.with_suffix(".svg"))
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
+    for run in runs:
+        times, limits, rates = _series(run)
+        label = f"{run['concurrency']}" if run["concurrency"] == "adaptive" else f"fixed {run['concurrency']}"
+        top.step(times, limits, where="post", label=label)
+        bottom.plot(times, rates, label=label, linewidth=1)
+    top.axhline(results["capacity"], color="grey", linestyle=":", label="endpoint capacity")
+    top.set_ylabel("in-flight limit")
+    top.set_yscale("log", base=2)
+    top.legend(loc="upper right")
+    bottom.axhline(results["ideal"], color="grey", linestyle=":", label="ideal (160/s)")
+    bottom.set_ylabel("rows/s (100 ms bins)")
+    bottom.set_xlabel("seconds")
+    bottom.legend(loc="lower right")
+    figure.suptitle("azml_chat.batch against 8 requests in flight x 50 ms (3,000 rows)")
+    figure.tight_layout()
+    path = path_stem.with_suffix(".png")
+    figure.savefig(path, dpi=110)
+    return path
+
+
+def _plot_svg(results: dict[str, Any], path: Path) -> Path:
+    """The same plot as plain SVG polylines, for machines without matplotlib."""
+    width, height, margin = 900, 600, 50
+    colours = ["#1f77b4", "#ff7f0e", "#2ca02c"]
+    longest = max(run["wall_time"] for run in results["runs"])
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-size="12">']
+    panels = (("in-flight limit", 1, 70.0), ("rows/s", 2, 200.0))
+    for title, which, top_value in panels:
+        y0 = margin + (which - 1) * (height // 2)
+        panel = height // 2 - 2 * margin
+        parts.append(f'<text x="10" y="{y0 - 10}">{title}</text>')
+        parts.append(
+            f'<rect x="{margin}" y="{y0}" width="{width - 2 * margin}" height="{panel}" fill="none" stroke="#999"/>'
+        )
+        for colour, run in zip(colours, results["runs"], strict=False):
+            times, limits, rates = _series(run)
+            values = limits if which == 1 else rates
+            xs = [margin + t / longest * (width - 2 * margin) for t in times]
+            ys = [y0 + panel - min(v, top_value) / top_value * panel for v in values]
+            points = " ".join(f"{x:.1f},{y:.1f}" for x, y in zip(xs, ys, strict=True))
+            parts.append(f'<polyline fill="none" stroke="{colour}" points="{points}"/>')
+    for i, (colour, run) in enumerate(zip(colours, results["runs"], strict=False)):
+        parts.append(f'<text x="{width - 200}" y="{20 + 15 * i}" fill="{colour}">{run["concurrency"]}</text>')
+    parts.append("</svg>")
+    path.write_text("\n".join(parts))
+    return path
+
+
+# --- main ----------------------------------------------------------------------------------------
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes: proves every part runs")
+    parser.add_argument("--only", default="goodput,memory,kill", help="comma-separated: goodput, memory, kill")
+    parser.add_argument("--serve", nargs=2, metavar=("CAPACITY", "SERVICE_TIME"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(int(args.serve[0]) or None, float(args.serve[1]))
+        return 0
+    if (os.cpu_count() or 1) > 1:
+        os.sched_setaffinity(0, {0})
+    wanted = set(args.only.split(","))
+    results: dict[str, Any] = {"quick": args.quick, "python": sys.version.split()[0], "cpus": os.cpu_count()}
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        if "goodput" in wanted:
+            print("goodput: 8 in flight x 50 ms (ideal 160/s)", flush=True)
+            results["goodput"] = goodput(args.quick)
+            image = plot(results["goodput"], DOCS / ("batch-goodput-quick" if args.quick else "batch-goodput"))
+            print(f"  plot: {image.relative_to(ROOT)}", flush=True)
+        if "memory" in wanted:
+            print("memory: a 1,000,000-row input", flush=True)
+            results["memory"] = memory(args.quick, folder)
+        if "kill" in wanted:
+            print("kill -9 and resume", flush=True)
+            results["kill"] = kill_and_resume(args.quick, folder)
+    RESULTS.mkdir(exist_ok=True)
+    for run in results.get("goodput", {}).get("runs", []):
+        run["samples"] = run["samples"][::5]  # every 0.5 s is plenty in the JSON
+    (RESULTS / "batch-latest.json").write_text(json.dumps(results, indent=2))
+    ok = True
+    if "goodput" in results:
+        adaptive = results["goodput"]["runs"][0]
+        ok &= adaptive["percent_of_ideal"] >= 90 and adaptive["share_429"] < 0.05
+    if "memory" in results:
+        ok &= results["memory"]["peak_rss_mb"] < 200 and results["memory"]["resume_peak_rss_mb"] < 200
+    if "kill" in results:
+        ok &= results["kill"]["exactly_once"]
+    print("targets met" if ok else "a target was missed", flush=True)
+    return 0 if ok or args.quick else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

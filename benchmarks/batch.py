@@ -44,6 +44,7 @@ RESULTS = HERE / "results"
 DOCS = ROOT / "docs"
 API_KEY = "bench-key"
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+sys.path.insert(0, str(ROOT))  # this checkout's azml_chat, in this process and (ENV) in the ones it starts
 
 
 # --- the endpoint, in its own process --------------------------------------------------------

@@ -243,7 +243,7 @@ def test_the_cli_functions_run_in_process(endpoint: LocalEndpoint, tmp_path: Pat
     assert "succeeded                5" in capsys.readouterr().err
     assert main(["batch", str(source), "-o", out, "--url", endpoint.url, "--api-key", API_KEY, "--concurrency", "3",
                  "--max-requests-per-minute", "6000", "--max-tokens-per-minute", "100000", "--model", "m",
-                 "--timeout", "5", "--progress", "log"]) == 0  # fmt: skip
+                 "--timeout", "5", "--progress", "log", "--driver", "aiohttp"]) == 0  # fmt: skip
     assert "5 already in the output, 0 to do" in capsys.readouterr().err
     assert main(["batch", str(tmp_path / "missing.jsonl"), "-o", out, "--url", endpoint.url]) == 2
     assert "input file not found" in capsys.readouterr().err

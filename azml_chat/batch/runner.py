@@ -491,7 +491,7 @@ class BatchRun:
                 self._poke()
                 if outcome == "final" or row.attempts >= self.max_attempts:
                     return BatchResult(request.id, row.index, None, error, row.attempts, None, request)
-                await anyio.sleep(self._backoff(row.attempts, retry_after))
+                await anyio.sleep(self._backoff(row.attempts, retry_after, outcome))
                 row.grant = anyio.Event()
                 self._ready.append(row)
                 self._poke()
@@ -512,11 +512,25 @@ class BatchRun:
             self._poke()
             return BatchResult(request.id, row.index, response, None, row.attempts, now - started, request)
 
-    def _backoff(self, attempt: int, retry_after: float | None) -> float:
-        """Exponential backoff with jitter, never shorter than the server's ``retry-after``."""
+    def _backoff(self, attempt: int, retry_after: float | None, outcome: Outcome) -> float:
+        """Exponential backoff with jitter, never shorter than the server's ``retry-after``.
+
+        An overload answered without ``retry-after`` is queued again at once while the
+        adaptive limit can still go down: the controller has just cut it, so the retry waits
+        for a free slot like every other row, and a wait here would only leave the endpoint
+        idle at the end of the batch.
+        """
+        controller = self.controller
+        if (
+            outcome == "overload"
+            and retry_after is None
+            and controller.adaptive
+            and controller.limit > controller.min_limit
+        ):
+            return 0.0
         wait: float = min(self.max_backoff, self.retry_backoff * 2.0 ** (attempt - 1)) * random.uniform(0.5, 1.0)
         if retry_after is not None:
-            wait = max(wait, min(retry_after, self.controller.max_pause))
+            wait = max(wait, min(retry_after, controller.max_pause))
         return wait
 
 

@@ -43,6 +43,7 @@ ROOT = HERE.parent
 RESULTS = HERE / "results"
 DOCS = ROOT / "docs"
 API_KEY = "bench-key"
+DRIVER = "httpx"  # --driver
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 sys.path.insert(0, str(ROOT))  # this checkout's azml_chat, in this process and (ENV) in the ones it starts
 
@@ -89,7 +90,7 @@ def endpoint_process(capacity: int | None, service_time: float) -> Iterator[tupl
 # --- 1. goodput --------------------------------------------------------------------------------
 
 
-async def one_goodput_run(url: str, rows: int, concurrency: int | str) -> dict[str, Any]:
+async def one_goodput_run(url: str, rows: int, concurrency: int | str, driver: str) -> dict[str, Any]:
     import anyio
 
     from azml_chat import AsyncChatClient
@@ -97,7 +98,7 @@ async def one_goodput_run(url: str, rows: int, concurrency: int | str) -> dict[s
 
     requests = ({"id": str(i), "messages": f"row {i}", "max_tokens": 16} for i in range(rows))
     samples: list[tuple[float, int, int, int]] = []
-    async with AsyncChatClient(url, api_key=API_KEY, max_retries=0, timeout=30) as client:
+    async with AsyncChatClient(url, api_key=API_KEY, max_retries=0, timeout=30, driver=driver) as client:  # type: ignore[arg-type]
         async with run_batch(client, requests, concurrency=concurrency) as run:  # type: ignore[arg-type]
             started = time.monotonic()
 
@@ -127,16 +128,17 @@ async def one_goodput_run(url: str, rows: int, concurrency: int | str) -> dict[s
     }
 
 
-def goodput(quick: bool) -> dict[str, Any]:
+def goodput(quick: bool, driver: str) -> dict[str, Any]:
     import anyio
 
     capacity, service_time = 8, 0.05
     ideal = capacity / service_time
     rows = 300 if quick else 3000
     runs = []
-    for concurrency in ("adaptive", 2, 64):
+    # fixed 8 is the oracle: the endpoint's capacity, known in advance, which no real client knows
+    for concurrency in ("adaptive", 2, 64, 8):
         with endpoint_process(capacity, service_time) as (url, server):
-            result = anyio.run(one_goodput_run, url, rows, concurrency)
+            result = anyio.run(one_goodput_run, url, rows, concurrency, driver)
         result["server"] = server
         result["percent_of_ideal"] = 100 * result["goodput"] / ideal
         runs.append(result)
@@ -145,7 +147,7 @@ def goodput(quick: bool) -> dict[str, Any]:
             f"429s {100 * result['share_429']:.2f}% of {result['attempts']} requests, {result['wall_time']:.1f} s",
             flush=True,
         )
-    return {"capacity": capacity, "service_time": service_time, "ideal": ideal, "runs": runs}
+    return {"capacity": capacity, "service_time": service_time, "ideal": ideal, "driver": driver, "runs": runs}
 
 
 # --- 2. memory ---------------------------------------------------------------------------------
@@ -161,7 +163,7 @@ def write_input(path: Path, rows: int) -> None:
 
 def batch_command(source: Path, output: Path, url: str, *extra: str) -> list[str]:
     args = [sys.executable, "-m", "azml_chat.cli", "batch", str(source), "-o", str(output)]
-    return [*args, "--url", url, "--api-key", API_KEY, "--progress", "log", *extra]
+    return [*args, "--url", url, "--api-key", API_KEY, "--progress", "log", "--driver", DRIVER, *extra]
 
 
 def run_measured(args: list[str], stop_after: float | None = None) -> tuple[int, float, float]:
@@ -285,6 +287,7 @@ def plot(results: dict[str, Any], path_stem: Path) -> Path:
     for run in runs:
         times, limits, rates = _series(run)
         label = f"{run['concurrency']}" if run["concurrency"] == "adaptive" else f"fixed {run['concurrency']}"
+        label += " (oracle)" if run["concurrency"] == results["capacity"] else ""
         top.step(times, limits, where="post", label=label)
         bottom.plot(times, rates, label=label, linewidth=1)
     top.axhline(results["capacity"], color="grey", linestyle=":", label="endpoint capacity")
@@ -305,7 +308,7 @@ def plot(results: dict[str, Any], path_stem: Path) -> Path:
 def _plot_svg(results: dict[str, Any], path: Path) -> Path:
     """The same plot as plain SVG polylines, for machines without matplotlib."""
     width, height, margin = 900, 600, 50
-    colours = ["#1f77b4", "#ff7f0e", "#2ca02c"]
+    colours = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728"]
     longest = max(run["wall_time"] for run in results["runs"])
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-size="12">']
     panels = (("in-flight limit", 1, 70.0), ("rows/s", 2, 200.0))
@@ -337,6 +340,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: proves every part runs")
     parser.add_argument("--only", default="goodput,memory,kill", help="comma-separated: goodput, memory, kill")
+    parser.add_argument("--driver", choices=["httpx", "aiohttp"], default="httpx", help="the client's HTTP library")
     parser.add_argument("--serve", nargs=2, metavar=("CAPACITY", "SERVICE_TIME"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -344,13 +348,15 @@ def main() -> int:
         return 0
     if (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {0})
+    global DRIVER
+    DRIVER = args.driver
     wanted = set(args.only.split(","))
     results: dict[str, Any] = {"quick": args.quick, "python": sys.version.split()[0], "cpus": os.cpu_count()}
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
         if "goodput" in wanted:
             print("goodput: 8 in flight x 50 ms (ideal 160/s)", flush=True)
-            results["goodput"] = goodput(args.quick)
+            results["goodput"] = goodput(args.quick, args.driver)
             image = plot(results["goodput"], DOCS / ("batch-goodput-quick" if args.quick else "batch-goodput"))
             print(f"  plot: {image.relative_to(ROOT)}", flush=True)
         if "memory" in wanted:

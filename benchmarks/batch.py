@@ -8,8 +8,9 @@ own process (pinned to the last CPU when there are two or more; the client gets 
    endpoints do), 3,000 rows through ``run_batch`` in adaptive mode from a limit of 2, then
    with fixed limits of 2 and 64. Reports goodput (rows/s and % of ideal), the share of
    requests answered 429, and samples the limit and throughput every 100 ms for the plot.
-2. **memory**: ``azml-chat batch`` on a 1,000,000-row input file against an endpoint with
-   no limit, peak RSS of the command's process (``wait4``'s ``ru_maxrss``).
+2. **memory**: ``azml-chat batch`` on a 1,000,000-row input file against
+   ``benchmarks/server.py`` (fixed replies, no limit), peak RSS of the command's process
+   (``wait4``'s ``ru_maxrss``); then the worst case, resuming with all rows but 1,000 done.
 3. **kill -9**: ``azml-chat batch`` killed with SIGKILL at 20 random points and rerun each
    time, then run to the end: every custom_id must appear exactly once in the output.
 
@@ -85,6 +86,22 @@ def endpoint_process(capacity: int | None, service_time: float) -> Iterator[tupl
         process.wait(timeout=30)
         if rest:
             stats.update(json.loads(rest.splitlines()[-1]))
+
+
+@contextmanager
+def fast_server() -> Iterator[str]:
+    """``benchmarks/server.py`` (fixed replies, no limit, tiny cost): the memory run measures the client."""
+    args = [sys.executable, str(HERE / "server.py"), "--port", "0"]
+    if (os.cpu_count() or 1) > 1:
+        args = ["taskset", "-c", str((os.cpu_count() or 1) - 1), *args]
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    try:
+        yield f"http://127.0.0.1:{line.split()[1]}/v1/chat/completions"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 # --- 1. goodput --------------------------------------------------------------------------------
@@ -185,7 +202,7 @@ def memory(quick: bool, folder: Path) -> dict[str, Any]:
     write_input(source, rows)
     size = source.stat().st_size / 1e6
     print(f"  input: {rows} rows, {size:.0f} MB", flush=True)
-    with endpoint_process(None, 0.0) as (url, _):
+    with fast_server() as url:
         code, peak, seconds = run_measured(batch_command(source, output, url, "--log-interval", "30"))
     lines = sum(1 for _ in output.open())
     print(f"  whole run: exit {code}, {lines} lines, peak RSS {peak:.0f} MB, {seconds:.0f} s", flush=True)
@@ -194,7 +211,7 @@ def memory(quick: bool, folder: Path) -> dict[str, Any]:
         for number, line in enumerate(done):
             if number < lines - 1000:
                 resume.write(line)
-    with endpoint_process(None, 0.0) as (url, _):
+    with fast_server() as url:
         resume_code, resume_peak, resume_seconds = run_measured(
             batch_command(source, folder / "resume-out.jsonl", url, "--log-interval", "30")
         )

@@ -77,6 +77,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="adaptive",
         help="'adaptive' (default, AIMD from 2) or a fixed number of calls in flight",
     )
+    pace.add_argument(
+        "--max-concurrency",
+        type=int,
+        default=100,
+        help="the most calls in flight the adaptive limit may reach (default 100)",
+    )
     pace.add_argument("--max-requests-per-minute", type=float, help="request budget")
     pace.add_argument("--max-tokens-per-minute", type=float, help="token budget (prompt + completion)")
     pace.add_argument("--max-attempts", type=int, default=8, help="calls per row before it fails (default 8)")
@@ -113,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..client import AsyncChatClient
     from ..errors import AzureMLChatError, ConfigurationError, InvalidRequestError
+    from .controller import AIMDController
     from .jobs import JsonlJob, run_job
     from .progress import make_progress
 
@@ -121,6 +128,16 @@ def run(args: argparse.Namespace) -> int:
         with job:
             progress = make_progress(args.progress, sys.stderr, interval=args.log_interval)
             plan = job.scan()
+            budgets = {
+                "max_requests_per_minute": args.max_requests_per_minute,
+                "max_tokens_per_minute": args.max_tokens_per_minute,
+            }
+            if args.concurrency == "adaptive":
+                controller = AIMDController(max_limit=args.max_concurrency, **budgets)
+            else:
+                controller = AIMDController(
+                    initial_limit=args.concurrency, max_limit=args.concurrency, adaptive=False, **budgets
+                )
             client = AsyncChatClient(**_client_settings(args))
 
             async def main() -> Any:
@@ -128,9 +145,7 @@ def run(args: argparse.Namespace) -> int:
                     return await run_job(
                         client,
                         job,
-                        concurrency=args.concurrency,
-                        max_requests_per_minute=args.max_requests_per_minute,
-                        max_tokens_per_minute=args.max_tokens_per_minute,
+                        controller=controller,
                         max_attempts=args.max_attempts,
                         on_progress=None if progress is None else progress.update,
                     )

@@ -82,7 +82,9 @@ class AIMDController:
     :meth:`send_delay` before each send. ``now`` is any monotonic clock in seconds.
 
     Parameters: ``initial_limit`` (default 2) is where the limit starts; it stays within
-    ``min_limit`` .. ``max_limit``. ``adaptive=False`` fixes it at ``initial_limit``.
+    ``min_limit`` .. ``max_limit`` (default 100, the connection pool of both HTTP drivers:
+    beyond it calls queue inside the HTTP library, which only adds latency and CPU).
+    ``adaptive=False`` fixes it at ``initial_limit``.
     ``backoff`` is the multiplicative cut after slow start, ``probe_patience`` how many
     round trips the limit spends just under the last overloading limit before it probes
     again. ``max_requests_per_minute`` / ``max_tokens_per_minute`` are optional budgets;
@@ -96,7 +98,7 @@ class AIMDController:
         *,
         initial_limit: int = 2,
         min_limit: int = 1,
-        max_limit: int = 256,
+        max_limit: int = 100,
         adaptive: bool = True,
         backoff: float = 0.9,
         probe_patience: float = 10.0,

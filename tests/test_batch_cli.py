@@ -237,10 +237,11 @@ def test_the_cli_functions_run_in_process(endpoint: LocalEndpoint, tmp_path: Pat
 
     source = requests_file(tmp_path / "in.jsonl", 5)
     out = str(tmp_path / "out.jsonl")
-    assert (
-        main(["batch", str(source), "-o", out, "--url", endpoint.url, "--api-key", API_KEY, "--progress", "off"]) == 0
-    )
-    assert "succeeded                5" in capsys.readouterr().err
+    args = ["batch", str(source), "-o", out, "--url", endpoint.url, "--api-key", API_KEY, "--progress", "off"]
+    assert main([*args, "--max-concurrency", "3"]) == 0
+    summary = capsys.readouterr().err
+    assert "succeeded                5" in summary
+    assert int(re.search(r"final limit +(\d+)", summary).group(1)) <= 3  # type: ignore[union-attr]
     assert main(["batch", str(source), "-o", out, "--url", endpoint.url, "--api-key", API_KEY, "--concurrency", "3",
                  "--max-requests-per-minute", "6000", "--max-tokens-per-minute", "100000", "--model", "m",
                  "--timeout", "5", "--progress", "log", "--driver", "aiohttp"]) == 0  # fmt: skip

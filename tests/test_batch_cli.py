@@ -250,3 +250,14 @@ def test_the_cli_functions_run_in_process(endpoint: LocalEndpoint, tmp_path: Pat
     assert "input file not found" in capsys.readouterr().err
     assert main(["batch", str(source), "-o", str(tmp_path), "--url", endpoint.url]) == 1  # a folder
     assert "IsADirectoryError" in capsys.readouterr().err
+
+
+def test_the_batch_example_runs() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "batch_jobs.py")],
+        capture_output=True, text=True, timeout=120, env=environment(), check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "succeeded                60" in result.stdout
+    assert "['one', 'two']" in result.stdout
+    assert "60 results; first line: custom_id=q" in result.stdout

@@ -54,8 +54,15 @@ sys.path.insert(0, str(ROOT))  # this checkout's azml_chat, in this process and 
 
 def serve(capacity: int | None, service_time: float) -> None:
     """Run a LocalEndpoint until stdin closes (the ``--serve`` mode of this script)."""
+    import inspect
+
     from azml_chat.testing import LocalEndpoint
 
+    if "capacity" not in inspect.signature(LocalEndpoint).parameters:
+        print(
+            "ERROR this azml_chat.testing has no capacity model (LocalEndpoint(capacity=, service_time=))", flush=True
+        )
+        return
     endpoint = LocalEndpoint(api_key=API_KEY, capacity=capacity, service_time=service_time)  # type: ignore[call-arg]
     with endpoint:
         print(f"URL {endpoint.url}", flush=True)

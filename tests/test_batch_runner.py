@@ -126,8 +126,9 @@ async def test_retryable_failures_are_retried_until_max_attempts(endpoint: Local
 async def test_a_429_cuts_the_limit_and_its_retry_after_pauses_the_whole_batch(endpoint: LocalEndpoint) -> None:
     arrivals: list[float] = []
 
-    def record(turn: ChatTurn) -> str:
+    async def record(turn: ChatTurn) -> str:
         arrivals.append(time.monotonic())
+        await anyio.sleep(0.05)  # the first wave is still in flight when the 429 comes back
         return "ok"
 
     endpoint.responder = record

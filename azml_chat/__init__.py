@@ -12,6 +12,7 @@ Foundry and Azure OpenAI (``/models/chat/completions``, ``/openai/v1/...``).
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from . import _log
 from ._version import __version__
 from .client import AsyncChatClient, AsyncChatStream, ChatClient, ChatStream
 from .config import DEFAULT_API_VERSION, ChatParams, ClientOptions, RetryPolicy
@@ -46,6 +47,7 @@ from .formatters import (
     get_formatter,
     register_formatter,
 )
+from .hooks import AttemptInfo, CallInfo, CallResult, ChatHooks
 from .messages import (
     ChatResponse,
     Choice,
@@ -65,6 +67,8 @@ from .messages import (
 if TYPE_CHECKING:
     from .structured import json_schema, parse_structured, response_format_for
     from .tools import aexecute_tool_calls, execute_tool_calls, tool_schema, tools_to_wire
+
+_log.configure_logging()  # a NullHandler; AZML_CHAT_LOG=debug prints the package's lines to stderr
 
 # Structured output and tool helpers load on first use: they pull in cattrs, which would
 # otherwise double the cost of ``import azml_chat`` (see docs/benchmarks.md).
@@ -89,11 +93,15 @@ __all__ = [
     "APITimeoutError",
     "AsyncChatClient",
     "AsyncChatStream",
+    "AttemptInfo",
     "AuthenticationError",
     "AzureMLChatError",
     "BadRequestError",
+    "CallInfo",
+    "CallResult",
     "ChatClient",
     "ChatFormatter",
+    "ChatHooks",
     "ChatParams",
     "ChatResponse",
     "ChatStream",
@@ -160,6 +168,8 @@ Clients
     ClientOptions, ChatParams
         the keyword arguments of the constructors and of ``chat()``/``stream()``, typed
     RetryPolicy, ModelInfo, DEFAULT_API_VERSION
+    ChatHooks, CallInfo, AttemptInfo, CallResult
+        hooks=[...] on a client: told about every call and attempt (azml_chat.hooks)
 
 Messages and replies
     Message, TextPart, ImagePart, ToolCall, ToolCallDelta
@@ -184,6 +194,7 @@ Submodules
     azml_chat.structured, azml_chat.tools   the schema and tool helpers in full
     azml_chat.testing                       LocalEndpoint, an embedded endpoint for tests
     azml_chat.langchain                     LangChain chat model and LLM (needs langchain-core)
+    azml_chat.otel                          OpenTelemetry GenAI spans and metrics (needs opentelemetry-api)
 
 __version__ is the installed version.
 """

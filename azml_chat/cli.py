@@ -11,7 +11,6 @@ import argparse
 import contextlib
 import json
 import sys
-import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -46,14 +45,60 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--max-tokens", type=int)
     chat.add_argument("--timeout", type=float, help="seconds per attempt (default: $AZUREML_TIMEOUT or 50)")
 
-    serve = commands.add_parser("serve", help="run the embedded local endpoint until interrupted")
-    serve.add_argument("--kind", choices=["dedicated", "serverless"], default="serverless")
+    serve = commands.add_parser(
+        "serve",
+        help="run the embedded local endpoint until interrupted",
+        description=(
+            "Serve an imitation of an Azure chat endpoint on this machine, for developing and testing "
+            "against: one log line per request on stderr, scripted faults and replies, a capacity "
+            "limit. Stops gracefully on Ctrl-C or SIGTERM."
+        ),
+        epilog=_SERVE_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve.add_argument("--kind", choices=["serverless", "dedicated", "foundry", "azure-openai"], default="serverless")
     serve.add_argument("--family", default="llama", help="/score body family: llama, mistral, phi, openai, ...")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=0, help="0 picks a free port")
     serve.add_argument("--api-key", default=LOCAL_KEY, help="key clients must send ('' disables auth)")
+    serve.add_argument("--model-name", default="local-model", help="model name in replies and /info")
+    serve.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="queue a fault, e.g. '429,retry-after=2', '424,model-status=503', 'slow=5', 'drop=mid_stream,times=3' "
+        "(repeatable; consumed in order)",
+    )
+    serve.add_argument(
+        "--replies",
+        metavar="FILE",
+        help="answer from a JSONL file of scripted replies, in order and then again: one JSON string or "
+        'object a line with "content", "tool_calls", "reasoning_content", "finish_reason", "usage" '
+        "(default: echo the last user message)",
+    )
+    serve.add_argument("--capacity", type=int, metavar="N", help="at most N requests in flight (429 beyond)")
+    serve.add_argument("--service-time", type=float, default=0.0, metavar="SECONDS", help="time each request takes")
+    serve.add_argument("--requests-per-minute", type=float, metavar="N", help="a request quota (429 with retry-after)")
+    serve.add_argument("--retry-after", type=float, metavar="SECONDS", help="retry-after of --capacity 429s")
+    serve.add_argument(
+        "--grace", type=float, default=5.0, metavar="SECONDS", help="on shutdown, time for requests in progress"
+    )
+    serve.add_argument("--quiet", action="store_true", help="no log line per request")
     batch_cli.add_arguments(commands.add_parser("batch", help="run a JSONL file of requests (resumable)"))
     return parser
+
+
+_SERVE_EXAMPLES = """examples:
+  azml-chat serve --kind dedicated --family mistral --port 8080
+  azml-chat serve --fault 429,retry-after=2 --fault 424,model-status=503,reason=warming --fault slow=3
+  azml-chat serve --replies replies.jsonl --model-name gpt-4o --kind azure-openai
+  azml-chat serve --capacity 8 --service-time 0.05     # at most 160 requests/s, 429 beyond
+
+fault options (Fault.parse): a status first, then retry-after=S, retry-after-ms=MS, times=N,
+path=/score, model-status=CODE, reason=TEXT, slow=S, trickle=S, chunk=BYTES,
+drop=before_headers|in_body|mid_stream, body=TEXT, stream-error=TEXT, header:NAME=VALUE
+"""
 
 
 @contextlib.contextmanager
@@ -131,18 +176,57 @@ def _chat(args: argparse.Namespace) -> None:
 
 
 def _serve(args: argparse.Namespace) -> None:
-    from .testing import LocalEndpoint
+    """Serve until SIGINT/SIGTERM; faults, replies and limits from the flags (bad ones: exit 2)."""
+    import logging
 
-    endpoint = LocalEndpoint(
-        kind=args.kind, family=args.family, host=args.host, port=args.port, api_key=args.api_key or None
-    )
-    with endpoint:
+    import anyio
+
+    from .testing import Fault, LocalEndpoint, load_replies, replay_responder
+
+    try:
+        faults = [Fault.parse(spec) for spec in args.fault]
+        responder = replay_responder(load_replies(args.replies)) if args.replies else None
+        endpoint = LocalEndpoint(
+            kind=args.kind,
+            family=args.family,
+            host=args.host,
+            port=args.port,
+            api_key=args.api_key or None,
+            model_name=args.model_name,
+            responder=responder,
+            capacity=args.capacity,
+            service_time=args.service_time,
+            requests_per_minute=args.requests_per_minute,
+            retry_after=args.retry_after,
+        )
+    except (ValueError, OSError) as exc:
+        raise ConfigurationError(str(exc)) from None
+    for fault in faults:
+        endpoint.add_fault(fault)
+    log = logging.getLogger("azml_chat.testing")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    if args.quiet:
+        logging.getLogger("azml_chat.testing.access").setLevel(logging.WARNING)
+
+    def ready(endpoint: LocalEndpoint) -> None:
         print(f"serving a local {args.kind} endpoint ({args.family}) at {endpoint.url}", flush=True)
         if args.api_key:
             print("clients must send the key given with --api-key (default: local-key)", flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            while True:
-                time.sleep(3600)
+        if faults:
+            print(f"{len(faults)} fault(s) queued", flush=True)
+
+    signum = anyio.run(lambda: endpoint.serve_until_signal(grace=args.grace, on_ready=ready))
+    print(f"stopped ({_signal_name(signum)})", file=sys.stderr, flush=True)
+
+
+def _signal_name(signum: int) -> str:
+    """``SIGTERM`` for 15, and so on."""
+    import signal
+
+    return signal.Signals(signum).name
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,15 +10,17 @@ from __future__ import annotations
 import contextlib
 import importlib
 import threading
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 from types import ModuleType, TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self, TypeVar, Unpack
 
 from . import _core
-from ._core import GET_TOKEN, Emit, Read, Release, Send, Sleep
+from ._core import GET_TOKEN, Emit, Notify, Read, Release, Send, Sleep
 from .config import ChatParams, ClientOptions, ClientSettings
 from .errors import AzureMLChatError, ConfigurationError, StreamError
 from .formatters import ChatFormatter
+from .hooks import CallInfo, CallResult, anotify, notify
 from .messages import ChatResponse, MessageInput, ModelInfo, StreamChunk
 
 if TYPE_CHECKING:
@@ -92,8 +94,7 @@ class _BaseChatClient:
     @property
     def formatter(self) -> ChatFormatter:
         """The formatter that builds request bodies and parses replies."""
-        formatter: ChatFormatter = self._settings.formatter
-        return formatter
+        return self._settings.formatter
 
     @property
     def model_kwargs(self) -> dict[str, Any]:
@@ -138,10 +139,44 @@ class _BaseChatClient:
         call = _core.prepare(
             self._settings, messages, params, stream=stream, owner=owner, include_defaults=self._include_defaults
         )
-        return _core.Attempts(call, self._settings, self._tokens)
+        info = self._call_info(call, method) if self._settings.hooks else None
+        return _core.Attempts(call, self._settings, self._tokens, info=info)
 
     def _info_attempts(self) -> _core.Attempts:
-        return _core.Attempts(_core.info_call(self._settings, self._include_defaults), self._settings, self._tokens)
+        call = _core.info_call(self._settings, self._include_defaults)
+        info = self._call_info(call, "model_info") if self._settings.hooks else None
+        return _core.Attempts(call, self._settings, self._tokens, info=info)
+
+    def _call_info(self, call: _core.Call, operation: Any) -> CallInfo:
+        settings = self._settings
+        endpoint = settings.endpoint
+        model = call.params.get("model", settings.model)
+        return CallInfo(
+            operation,
+            endpoint.api_type,
+            endpoint.route,
+            call.request.url,
+            endpoint.host,
+            endpoint.port or (443 if call.request.url.startswith("https:") else 80),
+            model if isinstance(model, str) else None,
+            settings.deployment_name,
+            call.params,
+            call.messages,
+            call.request.headers.get("x-ms-client-request-id", ""),
+        )
+
+    def _result(
+        self,
+        attempts: _core.Attempts,
+        response: ChatResponse | None,
+        error: BaseException | None,
+        first_chunk: float | None = None,
+        closed_early: bool = False,
+    ) -> CallResult:
+        assert attempts.call_info is not None  # only asked for when hooks listen
+        elapsed = time.monotonic() - attempts.started
+        ttfc = None if first_chunk is None else first_chunk - attempts.started
+        return CallResult(attempts.call_info, response, error, attempts.sent, elapsed, ttfc, closed_early)
 
 
 # --- async -----------------------------------------------------------------------------
@@ -226,8 +261,7 @@ class AsyncChatClient(_BaseChatClient):
         model-specific keys, ``timeout=``, ``max_retries=``); an unknown one is a ``TypeError``.
         """
         attempts = self._attempts(messages, params, stream=False, method="chat")
-        async with self._slots:
-            reply: ChatResponse = await self._run(attempts.chat())
+        reply: ChatResponse = await self._call(attempts, attempts.chat())
         return reply
 
     def stream(self, messages: MessageInput, **params: Unpack[ChatParams]) -> AsyncChatStream:
@@ -255,8 +289,25 @@ class AsyncChatClient(_BaseChatClient):
 
     async def model_info(self) -> ModelInfo:
         """``GET /info`` of a serverless or managed-compute endpoint: model name, type and provider."""
-        info: ModelInfo = await self._run(self._info_attempts().info())
+        attempts = self._info_attempts()
+        info: ModelInfo = await self._call(attempts, attempts.info())
         return info
+
+    async def _call(self, attempts: _core.Attempts, flow: _core.Flow) -> Any:
+        """Run a whole call within the concurrency limit, telling the hooks, if any."""
+        if attempts.call_info is None:
+            async with self._slots:
+                return await self._run(flow)
+        hooks = self._settings.hooks
+        await anotify(hooks, "on_call_start", attempts.call_info)
+        try:
+            async with self._slots:
+                reply = await self._run(flow)
+        except BaseException as exc:
+            await anotify(hooks, "on_call_end", self._result(attempts, None, exc))
+            raise
+        await anotify(hooks, "on_call_end", self._result(attempts, reply, None))
+        return reply
 
     async def _run(self, flow: _core.Flow) -> Any:
         result: list[Any] = []
@@ -300,6 +351,8 @@ class AsyncChatClient(_BaseChatClient):
                     import anyio  # loaded on first retry: import time
 
                     await anyio.sleep(action.seconds)  # type: ignore[union-attr]
+                elif kind is Notify:
+                    await anotify(self._settings.hooks, "on_attempt", action.info)  # type: ignore[union-attr]
                 elif action is GET_TOKEN:
                     value = await self._tokens.aget()
         finally:
@@ -348,13 +401,31 @@ class AsyncChatStream:
         return self.response
 
     async def _chunks(self) -> AsyncGenerator[StreamChunk, None]:
+        client, attempts = self._client, self._attempts
         result: list[Any] = []
-        async with self._client._slots:
-            pump = self._client._pump(self._attempts.stream(), result)
-            async with contextlib.aclosing(pump) as chunks:
+        if attempts.call_info is None:
+            async with client._slots, contextlib.aclosing(client._pump(attempts.stream(), result)) as chunks:
                 async for chunk in chunks:
                     yield chunk
-        self.response = result[0]
+            self.response = result[0]
+            return
+        hooks = client._settings.hooks
+        await anotify(hooks, "on_call_start", attempts.call_info)
+        first: float | None = None
+        error: BaseException | None = None
+        try:
+            async with client._slots, contextlib.aclosing(client._pump(attempts.stream(), result)) as chunks:
+                async for chunk in chunks:
+                    first = first or time.monotonic()
+                    yield chunk
+            self.response = result[0]
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            early = (error is None and self.response is None) or isinstance(error, GeneratorExit)
+            ended = client._result(attempts, self.response, None if early else error, first, early)
+            await anotify(hooks, "on_call_end", ended)
 
 
 # --- sync ------------------------------------------------------------------------------
@@ -411,8 +482,7 @@ class ChatClient(_BaseChatClient):
     def chat(self, messages: MessageInput, **params: Unpack[ChatParams]) -> ChatResponse:
         """Send a chat and return the whole reply; see :meth:`AsyncChatClient.chat`."""
         attempts = self._attempts(messages, params, stream=False, method="chat")
-        with self._slots:
-            reply: ChatResponse = self._run(attempts.chat())
+        reply: ChatResponse = self._call(attempts, attempts.chat())
         return reply
 
     def stream(self, messages: MessageInput, **params: Unpack[ChatParams]) -> ChatStream:
@@ -428,8 +498,25 @@ class ChatClient(_BaseChatClient):
 
     def model_info(self) -> ModelInfo:
         """``GET /info`` of a serverless or managed-compute endpoint: model name, type and provider."""
-        info: ModelInfo = self._run(self._info_attempts().info())
+        attempts = self._info_attempts()
+        info: ModelInfo = self._call(attempts, attempts.info())
         return info
+
+    def _call(self, attempts: _core.Attempts, flow: _core.Flow) -> Any:
+        """Run a whole call within the concurrency limit, telling the hooks, if any."""
+        if attempts.call_info is None:
+            with self._slots:
+                return self._run(flow)
+        hooks = self._settings.hooks
+        notify(hooks, "on_call_start", attempts.call_info)
+        try:
+            with self._slots:
+                reply = self._run(flow)
+        except BaseException as exc:
+            notify(hooks, "on_call_end", self._result(attempts, None, exc))
+            raise
+        notify(hooks, "on_call_end", self._result(attempts, reply, None))
+        return reply
 
     def _run(self, flow: _core.Flow) -> Any:
         result: list[Any] = []
@@ -472,6 +559,8 @@ class ChatClient(_BaseChatClient):
                     import time
 
                     time.sleep(action.seconds)  # type: ignore[union-attr]
+                elif kind is Notify:
+                    notify(self._settings.hooks, "on_attempt", action.info)  # type: ignore[union-attr]
                 elif action is GET_TOKEN:
                     value = self._tokens.get()
         finally:
@@ -517,7 +606,28 @@ class ChatStream:
         return self.response
 
     def _chunks(self) -> Generator[StreamChunk, None, None]:
+        client, attempts = self._client, self._attempts
         result: list[Any] = []
-        with self._client._slots:
-            yield from self._client._pump(self._attempts.stream(), result)  # closing this closes the pump
-        self.response = result[0]
+        if attempts.call_info is None:
+            with client._slots:
+                yield from client._pump(attempts.stream(), result)  # closing this closes the pump
+            self.response = result[0]
+            return
+        hooks = client._settings.hooks
+        notify(hooks, "on_call_start", attempts.call_info)
+        first: float | None = None
+        error: BaseException | None = None
+        try:
+            with client._slots, contextlib.closing(client._pump(attempts.stream(), result)) as chunks:
+                for chunk in chunks:
+                    first = first or time.monotonic()
+                    yield chunk
+            self.response = result[0]
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            early = (error is None and self.response is None) or isinstance(error, GeneratorExit)
+            notify(
+                hooks, "on_call_end", client._result(attempts, self.response, None if early else error, first, early)
+            )

@@ -36,6 +36,8 @@ from urllib.parse import SplitResult, parse_qsl, quote, urlencode, urlsplit, url
 import attrs
 
 from .errors import ConfigurationError, InvalidRequestError
+from .formatters import ChatFormatter, get_formatter
+from .hooks import ChatHooks, check_hooks
 
 __all__ = [
     "DEFAULT_API_VERSION",
@@ -377,7 +379,7 @@ class ClientSettings:
     """
 
     endpoint: Endpoint
-    formatter: Any  # ChatFormatter (typed loosely here: formatters import nothing from config)
+    formatter: ChatFormatter
     api_key: Any = attrs.field(default=None, repr=False)
     credential: Any = attrs.field(default=None, repr=False)
     credential_scope: str | None = None
@@ -392,6 +394,7 @@ class ClientSettings:
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
     max_concurrency: int | None = None
     extra_parameters: ExtraParameters | None = None
+    hooks: tuple[ChatHooks, ...] = ()
 
     @property
     def key(self) -> str | None:
@@ -420,8 +423,6 @@ class ClientSettings:
         )
         max_response_bytes = get("max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES)
         headers, deployment_name = get("headers"), get("deployment_name")
-        from .formatters import get_formatter  # formatters import config's neighbours, not config
-
         env = settings_from_env()
         if endpoint_url is None:
             endpoint_url = env.get("endpoint_url")
@@ -498,6 +499,7 @@ class ClientSettings:
             max_response_bytes=max_response_bytes,
             max_concurrency=max_concurrency,
             extra_parameters=extra_parameters,
+            hooks=check_hooks(get("hooks")),
         )
 
 
@@ -552,6 +554,9 @@ class ClientOptions(TypedDict, total=False):
     #: The ``extra-parameters`` header on Azure AI model inference routes: ``"pass-through"``,
     #: ``"drop"`` or ``"error"``. Default: ``pass-through`` when a call sends ``extra_body`` keys.
     extra_parameters: ExtraParameters | None
+    #: :class:`~azml_chat.hooks.ChatHooks` told about every call and attempt (besides the
+    #: defaults of :func:`~azml_chat.hooks.add_default_hooks`).
+    hooks: Sequence[Any] | None
 
 
 class ChatParams(TypedDict, total=False):

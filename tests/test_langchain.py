@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import types
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,8 @@ import pytest
 pytest.importorskip("langchain_core")
 
 from langchain_core.callbacks import BaseCallbackHandler
-from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.load import dumpd, load
+from langchain_core.messages import AIMessage, ChatMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration
 from pydantic import BaseModel
 from support import API_KEY, FAST_RETRIES
@@ -39,7 +41,9 @@ from azml_chat.langchain import (
     AzureMLEndpointApiType,
     ContentFormatterBase,
     CustomOpenAIChatContentFormatter,
+    GPT2ContentFormatter,
     LlamaChatContentFormatter,
+    LlamaContentFormatter,
     MistralChatContentFormatter,
 )
 from azml_chat.testing import ChatTurn, Fault, LocalEndpoint, ScriptedReply
@@ -403,7 +407,7 @@ async def test_async_calls_use_no_threads_and_no_sync_client(endpoint: LocalEndp
     assert [chunk.content async for chunk in chat.astream("x y")] == ["x ", "y", ""]
     replies = await chat.abatch(["a", "b", "c"])
     assert [reply.content for reply in replies] == ["a", "b", "c"]
-    assert chat._client is None
+    assert chat._clients.sync is None
     await chat.aclose()
 
 
@@ -417,9 +421,9 @@ def test_async_client_follows_the_event_loop(endpoint: LocalEndpoint) -> None:
 async def test_async_client_is_reused_within_a_loop(endpoint: LocalEndpoint) -> None:
     chat = serverless_model(endpoint)
     await chat.ainvoke("a")
-    client = chat._aclient
+    client = await chat._async_client()
     await chat.ainvoke("b")
-    assert chat._aclient is client
+    assert await chat._async_client() is client
     assert endpoint.total_connections == 1
     await chat.aclose()
 
@@ -427,11 +431,11 @@ async def test_async_client_is_reused_within_a_loop(endpoint: LocalEndpoint) -> 
 def test_batch_shares_one_sync_client(endpoint: LocalEndpoint) -> None:
     chat = serverless_model(endpoint)
     assert [reply.content for reply in chat.batch(["a", "b", "c"])] == ["a", "b", "c"]
-    client = chat._client
+    client = chat._clients.sync
     chat.invoke("d")
-    assert chat._client is client
+    assert chat._clients.sync is client
     chat.close()
-    assert chat._client is None
+    assert chat._clients.sync is None
     assert chat.invoke("e").content == "e"  # a closed model opens a new pool
 
 
@@ -682,3 +686,227 @@ def test_dedicated_vllm_route_with_deployment_and_model(dedicated: LocalEndpoint
     assert request.headers["azureml-model-deployment"] == "vllm-blue"
     assert request.json == {"model": "meta-llama-3", "messages": [{"role": "user", "content": "vllm"}]}
     assert reply.response_metadata["model_name"] == "meta-llama-3"
+
+
+# --- every name of the community module, and formatters of one's own ---------------------------
+
+
+def test_oldest_docs_example_with_the_llama_content_formatter_class(dedicated: LocalEndpoint) -> None:
+    """LangChain's first chat docs passed ``content_formatter=LlamaContentFormatter`` (the class);
+    langchain_community now raises TypeError for it, here it is the OpenAI-like chat scheme."""
+    with pytest.warns(DeprecationWarning, match="LlamaContentFormatter"):
+        chat = AzureMLChatOnlineEndpoint(
+            endpoint_url=dedicated.score_url, endpoint_api_key=API_KEY, content_formatter=LlamaContentFormatter
+        )
+    assert chat.invoke([HumanMessage(content=QUESTION)]).content == QUESTION
+    assert last_body(dedicated)["input_data"]["input_string"] == [{"role": "user", "content": QUESTION}]
+
+
+def test_text_prompt_formatters_are_refused_by_the_chat_model(dedicated: LocalEndpoint) -> None:
+    with pytest.raises(ConfigurationError, match="GPT2ContentFormatter formats text prompts for AzureMLOnlineEndpoint"):
+        dedicated_model(dedicated, content_formatter=GPT2ContentFormatter())
+
+
+def test_model_specific_keywords_reach_the_body(endpoint: LocalEndpoint, dedicated: LocalEndpoint) -> None:
+    serverless_model(endpoint).bind(top_k=5).invoke("x", repetition_penalty=1.1, temperature=0.2)
+    assert {key: last_body(endpoint)[key] for key in ("top_k", "repetition_penalty", "temperature")} == {
+        "top_k": 5,
+        "repetition_penalty": 1.1,
+        "temperature": 0.2,
+    }
+    assert endpoint.requests[-1].headers["extra-parameters"] == "pass-through"
+    list(serverless_model(endpoint).stream("x", top_k=3))
+    assert last_body(endpoint)["top_k"] == 3
+    dedicated_model(dedicated, model_kwargs={"do_sample": True}).invoke("x", top_k=5, max_tokens=7)
+    assert last_body(dedicated)["input_data"]["parameters"] == {"do_sample": True, "top_k": 5, "max_new_tokens": 7}
+
+
+class RecordingFormatter(ContentFormatterBase):
+    """A chat formatter of one's own, written as the community docs show (no ``api_type`` default)."""
+
+    seen: list[Any] = []
+
+    @property
+    def supported_api_types(self) -> list[AzureMLEndpointApiType]:
+        return [AzureMLEndpointApiType.dedicated, AzureMLEndpointApiType.serverless]
+
+    def format_messages_request_payload(self, messages: Any, model_kwargs: Any, api_type: Any) -> str:
+        self.seen.append((messages, api_type))
+        chat = [{"role": getattr(message, "role", "user"), "content": message.content} for message in messages]
+        return json.dumps({"input_data": {"input_string": chat, "parameters": model_kwargs}})
+
+    def format_response_payload(self, output: bytes, api_type: Any) -> ChatGeneration:
+        message = AIMessage(content=json.loads(output)["output"], additional_kwargs={"via": "own formatter"})
+        return ChatGeneration(message=message, generation_info={"finish_reason": "stop", "api_type": api_type})
+
+
+def test_own_formatter_gets_the_original_messages_and_the_configured_api_type(dedicated: LocalEndpoint) -> None:
+    formatter = RecordingFormatter()
+    formatter.seen = []
+    chat = AzureMLChatOnlineEndpoint(
+        endpoint_url=dedicated.score_url, endpoint_api_type="realtime", api_key=API_KEY, content_formatter=formatter
+    )
+    message = ChatMessage(role="user", content="as sent", id="m-1")
+    result = chat.generate([[message]])
+    assert formatter.seen[-1] == ([message], AzureMLEndpointApiType.realtime)
+    generation = result.generations[0][0]
+    assert generation.message.content == "as sent"
+    assert generation.message.additional_kwargs == {"via": "own formatter"}
+    assert generation.generation_info == {"finish_reason": "stop", "api_type": "realtime"}
+    assert [chunk.content for chunk in chat.stream("streamed")] == ["streamed", ""]
+
+
+def test_overriding_only_the_reply_parser_keeps_the_builtin_body(dedicated: LocalEndpoint) -> None:
+    class Shouting(CustomOpenAIChatContentFormatter):
+        def format_response_payload(self, output: bytes, api_type: Any = None) -> ChatGeneration:
+            return ChatGeneration(message=AIMessage(content=json.loads(output)["output"].upper()))
+
+    reply = dedicated_model(dedicated, content_formatter=Shouting()).invoke("quiet", max_tokens=2)
+    assert reply.content == "QUIET"
+    assert last_body(dedicated) == {
+        "input_data": {"input_string": [{"role": "user", "content": "quiet"}], "parameters": {"max_new_tokens": 2}}
+    }
+    assert Shouting._convert_message_to_dict(HumanMessage('say "x"\n')) == {"role": "user", "content": 'say "x"\n'}
+
+
+def test_chat_result_carries_token_usage_for_callbacks(endpoint: LocalEndpoint) -> None:
+    class Recorder(BaseCallbackHandler):
+        outputs: list[Any] = []
+
+        def on_llm_end(self, response: Any, **kwargs: Any) -> None:
+            self.outputs.append(response.llm_output)
+
+    recorder = Recorder()
+    serverless_model(endpoint, model="local-model").invoke("two words", config={"callbacks": [recorder]})
+    assert recorder.outputs[-1] == {
+        "model_name": "local-model",
+        "token_usage": {"prompt_tokens": 2, "completion_tokens": 2, "total_tokens": 4},
+    }
+
+
+def test_dumpd_and_load(monkeypatch: pytest.MonkeyPatch, endpoint: LocalEndpoint) -> None:
+    chat = serverless_model(endpoint, model="m", temperature=0.1)
+    serialized = dumpd(chat)
+    assert API_KEY not in json.dumps(serialized)
+    assert serialized["kwargs"]["endpoint_api_type"] == "serverless"
+    monkeypatch.setenv("AZUREML_ENDPOINT_API_KEY", API_KEY)
+    monkeypatch.setenv("AZUREML_ENDPOINT_API_TYPE", "dedicated")  # must not override what was serialized
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # load() is marked beta
+        loaded = load(
+            serialized,
+            valid_namespaces=["azml_chat"],
+            allowed_objects=[AzureMLChatOnlineEndpoint],
+            secrets_from_env=True,
+        )
+    assert loaded.invoke("loaded").content == "loaded"
+    assert last_body(endpoint) == {
+        "temperature": 0.1,
+        "model": "m",
+        "messages": [{"role": "user", "content": "loaded"}],
+    }
+
+
+def test_every_public_name_of_the_community_modules_exists() -> None:
+    import azml_chat.langchain as ours
+
+    community = {
+        "llms": [
+            "AzureMLBaseEndpoint",
+            "AzureMLEndpointApiType",
+            "AzureMLEndpointClient",
+            "AzureMLOnlineEndpoint",
+            "ContentFormatterBase",
+            "CustomOpenAIContentFormatter",
+            "DollyContentFormatter",
+            "GPT2ContentFormatter",
+            "HFContentFormatter",
+            "LlamaContentFormatter",
+            "OSSContentFormatter",
+            "DEFAULT_TIMEOUT",
+        ],
+        "chat_models": [
+            "AzureMLChatOnlineEndpoint",
+            "CustomOpenAIChatContentFormatter",
+            "LlamaChatContentFormatter",
+            "LlamaContentFormatter",
+            "MistralChatContentFormatter",
+        ],
+    }
+    missing = [name for names in community.values() for name in names if not hasattr(ours, name)]
+    assert missing == []
+    assert set(ours.__all__) >= {name for names in community.values() for name in names}
+
+
+@pytest.mark.asyncio
+async def test_own_formatter_streams_one_piece_asynchronously(dedicated: LocalEndpoint) -> None:
+    chat = dedicated_model(dedicated, content_formatter=RecordingFormatter())
+    recorder = TokenRecorder()
+    chunks = [chunk async for chunk in chat.astream("async piece", config={"callbacks": [recorder]})]
+    assert [chunk.content for chunk in chunks] == ["async piece", ""]
+    assert recorder.tokens == ["async piece", ""]
+    assert (await chat.ainvoke("async whole")).additional_kwargs == {"via": "own formatter"}
+    await chat.aclose()
+
+
+def test_own_formatter_mistakes_are_typed_and_nothing_is_sent(dedicated: LocalEndpoint) -> None:
+    class MissingKey(RecordingFormatter):
+        def format_messages_request_payload(self, messages: Any, model_kwargs: Any, api_type: Any) -> str:
+            return json.dumps({"temperature": model_kwargs["temperature"]})
+
+    with pytest.raises(InvalidRequestError, match=r"MissingKey\.format_messages_request_payload failed.*KeyError"):
+        dedicated_model(dedicated, content_formatter=MissingKey()).invoke("x")
+    assert dedicated.requests == []
+
+    class MessageReply(RecordingFormatter):
+        def format_response_payload(self, output: bytes, api_type: Any) -> Any:
+            return AIMessage(content=json.loads(output)["output"] + "!")
+
+    assert dedicated_model(dedicated, content_formatter=MessageReply()).invoke("a message").content == "a message!"
+
+    class NumberReply(RecordingFormatter):
+        def format_response_payload(self, output: bytes, api_type: Any) -> Any:
+            return 42
+
+    with pytest.raises(ResponseFormatError, match="returned int"):
+        dedicated_model(dedicated, content_formatter=NumberReply()).invoke("x")
+
+    class Xml(RecordingFormatter):
+        content_type = "application/xml"
+
+    with pytest.raises(ConfigurationError, match="application/json"):
+        dedicated_model(dedicated, content_formatter=Xml())
+
+
+def test_own_formatter_on_serverless_sends_extras_through_the_gateway(endpoint: LocalEndpoint) -> None:
+    class OpenAIBody(RecordingFormatter):
+        def format_messages_request_payload(self, messages: Any, model_kwargs: Any, api_type: Any) -> str:
+            chat = [{"role": "user", "content": message.content} for message in messages]
+            return json.dumps({"messages": chat, **model_kwargs})
+
+        def format_response_payload(self, output: bytes, api_type: Any) -> ChatGeneration:
+            return ChatGeneration(message=AIMessage(content=json.loads(output)["choices"][0]["message"]["content"]))
+
+    chat = serverless_model(endpoint, content_formatter=OpenAIBody(), model="ignored-by-own-formatter")
+    assert chat.invoke("own body", top_k=2).content == "own body"
+    assert last_body(endpoint) == {"messages": [{"role": "user", "content": "own body"}], "top_k": 2}
+    assert endpoint.requests[-1].headers["extra-parameters"] == "pass-through"
+
+
+def test_azml_chat_formatters_are_accepted(dedicated: LocalEndpoint) -> None:
+    from azml_chat import PhiChatFormatter
+
+    assert dedicated_model(dedicated, content_formatter=PhiChatFormatter()).invoke("phi").content == "phi"
+    assert dedicated_model(dedicated, content_formatter="mistral").invoke("by name").content == "by name"
+
+
+def test_bad_structured_output_and_tool_choice_arguments(endpoint: LocalEndpoint) -> None:
+    chat = serverless_model(endpoint)
+    with pytest.raises(InvalidRequestError, match="unsupported arguments"):
+        chat.with_structured_output(Person, tools=[])
+    with pytest.raises(InvalidRequestError, match="method must be"):
+        chat.with_structured_output(Person, method="xml")  # type: ignore[arg-type]
+    with pytest.raises(InvalidRequestError, match="tool_choice must be"):
+        chat.bind_tools([get_weather], tool_choice=3)  # type: ignore[arg-type]
+    chat.bind_tools([get_weather], parallel_tool_calls=False).invoke("x")
+    assert last_body(endpoint)["parallel_tool_calls"] is False

@@ -30,8 +30,10 @@ import pytest
 pytest.importorskip("langchain_tests")
 
 import langchain_tests.integration_tests.chat_models as standard_integration
+from langchain_core.language_models import BaseChatModel
 from langchain_tests.integration_tests import ChatModelIntegrationTests
 from langchain_tests.unit_tests import ChatModelUnitTests
+from syrupy.assertion import SnapshotAssertion
 
 from azml_chat.langchain import AzureMLChatOnlineEndpoint
 from azml_chat.testing import ChatTurn, LocalEndpoint, ScriptedReply
@@ -199,6 +201,13 @@ class TestAzureMLChatOnlineEndpointUnit(ChatModelUnitTests):
                 "timeout": 12.0,
             },
         )
+
+    @pytest.mark.xfail(
+        reason="langchain-core's load(allowed_objects='all') admits only classes of LangChain's own mapping; "
+        "a third-party class loads when allowed_objects lists it (test_langchain.py::test_dumpd_and_load)"
+    )
+    def test_serdes(self, model: BaseChatModel, snapshot: SnapshotAssertion) -> None:
+        super().test_serdes(model, snapshot)
 
 
 # --- integration suites ------------------------------------------------------------------------

@@ -168,6 +168,7 @@ class AsyncHttpxTransport(_HttpxBase):
         await handle.response.aclose()
 
     async def aclose(self) -> None:
-        self.closed = True
         if self.owned:
+            self._check_loop()  # a pool whose loop has ended cannot be closed from this one
             await self.client.aclose()
+        self.closed = True

@@ -1,9 +1,11 @@
-"""A local, scriptable imitation of Azure ML chat endpoints for tests.
+"""A local, scriptable imitation of Azure chat endpoints for tests.
 
 ``LocalEndpoint`` is a real HTTP/1.1 server (h11 + anyio, no other dependency) serving the
-dedicated ``/score`` and serverless ``/v1/chat/completions`` routes, with fault scripting
-(``Fault``) and request recording (``RecordedRequest``). Names load lazily so that the pytest
-plugin stays cheap to import.
+routes of Azure ML (dedicated ``/score``, serverless chat completions), Foundry and Azure
+OpenAI with their auth and api-version rules, with fault scripting (``Fault``, also from a
+one-line spec with ``Fault.parse``), scripted replies (``ScriptedReply``, ``load_replies``,
+``replay_responder``), a capacity model (``CapacityStats``) and request recording
+(``RecordedRequest``). Names load lazily so that the pytest plugin stays cheap to import.
 """
 
 from __future__ import annotations
@@ -12,20 +14,25 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._models import ChatTurn, Fault, RecordedRequest, ScriptedReply, echo_responder
+    from ._capacity import CapacityStats
+    from ._faults import Fault
+    from ._models import ChatTurn, RecordedRequest, ScriptedReply, echo_responder, load_replies, replay_responder
     from ._server import LocalEndpoint
 
 __all__ = [
+    "CapacityStats",
     "ChatTurn",
     "Fault",
     "LocalEndpoint",
     "RecordedRequest",
     "ScriptedReply",
     "echo_responder",
+    "load_replies",
+    "replay_responder",
 ]
 
-_MODULES = {"LocalEndpoint": "._server"} | dict.fromkeys(
-    ["ChatTurn", "Fault", "RecordedRequest", "ScriptedReply", "echo_responder"], "._models"
+_MODULES = {"LocalEndpoint": "._server", "Fault": "._faults", "CapacityStats": "._capacity"} | dict.fromkeys(
+    ["ChatTurn", "RecordedRequest", "ScriptedReply", "echo_responder", "load_replies", "replay_responder"], "._models"
 )
 
 

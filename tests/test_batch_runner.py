@@ -116,11 +116,22 @@ async def test_retryable_failures_are_retried_until_max_attempts(endpoint: Local
     assert summary.rate_limited == 3
     assert summary.attempts == 6
     endpoint.clear()
-    endpoint.add_fault(Fault(503, times=3))
+    endpoint.add_fault(Fault(500, times=3))
     results, summary = await collect(endpoint, rows(1), max_attempts=3)
     assert isinstance(results[0].error, ServerError)
     assert results[0].attempts == 3
     assert summary.failed_by_error == {"ServerError": 1}
+
+
+async def test_overloads_are_retried_until_the_endpoint_stalls(endpoint: LocalEndpoint) -> None:
+    endpoint.add_fault(Fault(429, times=12))
+    results, _ = await collect(endpoint, rows(1), max_attempts=2)  # 429s do not spend max_attempts
+    assert results[0].ok
+    assert results[0].attempts == 13
+    endpoint.add_fault(Fault(503, times=1000))
+    results, summary = await collect(endpoint, rows(2), max_stall=0.05, concurrency=1)
+    assert [type(result.error) for result in results] == [ServerError, ServerError]  # nothing got through
+    assert summary.failed_by_error == {"ServerError": 2}
 
 
 async def test_a_429_cuts_the_limit_and_its_retry_after_pauses_the_whole_batch(endpoint: LocalEndpoint) -> None:
@@ -239,6 +250,7 @@ async def test_misuse_and_bad_options_are_reported(endpoint: LocalEndpoint) -> N
             ({"concurrency": "fast"}, "concurrency"),
             ({"max_attempts": 0}, "max_attempts"),
             ({"retry_backoff": -1.0}, "retry_backoff"),
+            ({"max_stall": -1.0}, "max_stall"),
             ({"controller": AIMDController(), "concurrency": 4}, "controller"),
         ]:
             with pytest.raises(ConfigurationError, match=match):
@@ -308,3 +320,29 @@ def test_latency_histogram_percentiles_within_two_percent() -> None:
     assert histogram.percentile(0.5) == pytest.approx(0.5, rel=0.02)
     assert histogram.percentile(0.99) == pytest.approx(0.99, rel=0.02)
     assert histogram.percentile(0.0001) == pytest.approx(1e-4)
+
+
+async def test_adaptive_limit_finds_the_capacity_of_the_endpoint() -> None:
+    with LocalEndpoint(api_key=API_KEY, capacity=4, service_time=0.02) as endpoint:
+        controller = AIMDController()
+        results, summary = await collect(endpoint, rows(150), controller=controller)
+        stats = endpoint.capacity_stats
+    assert all(result.ok for result in results)
+    assert stats.peak_in_flight == 4
+    assert stats.admitted == 150
+    assert summary.rate_limited == stats.rejected_in_flight > 0  # it found the edge...
+    assert controller.ceiling is not None or controller.cuts > 0
+    assert 3 <= controller.limit <= 6  # ...and stays near it
+    assert summary.rate_limited < 0.2 * summary.attempts
+
+
+async def test_a_requests_per_minute_budget_keeps_a_quota_free_of_429s() -> None:
+    with LocalEndpoint(api_key=API_KEY, requests_per_minute=1200, rate_window=1.0) as endpoint:  # 20 per second
+        results, summary = await collect(endpoint, rows(30), max_requests_per_minute=1100)
+        assert endpoint.capacity_stats.rejected_rate == 0
+        assert summary.rate_limited == 0
+        assert all(result.ok for result in results)
+        # without the budget the quota answers 429 with its exact wait, which pauses the whole batch
+        results, summary = await collect(endpoint, rows(60))
+        assert all(result.ok for result in results)
+        assert summary.rate_limited == endpoint.capacity_stats.rejected_rate > 0

@@ -20,9 +20,10 @@ The limit follows TCP congestion control and Netflix's concurrency-limits:
   old ceiling without an overload, the ceiling is forgotten (the endpoint grew).
 - **global pause**: a ``retry-after`` pauses every new send (not only the retried row)
   until it has passed, up to ``max_pause`` seconds;
-- **budgets**: ``max_requests_per_minute`` and ``max_tokens_per_minute`` are token buckets
-  holding one second's worth; tokens are charged on send from an estimate and settled with
-  the usage the endpoint reports.
+- **budgets**: ``max_requests_per_minute`` paces sends evenly (no burst, so any quota
+  window sees at most one request over); ``max_tokens_per_minute`` is a token bucket holding
+  one second's worth, charged on send from an estimate and settled with the usage the
+  endpoint reports.
 
 A fixed limit (``adaptive=False``) keeps the pauses and budgets and never changes the limit.
 """
@@ -49,9 +50,9 @@ class Ticket:
 class _Bucket:
     """A token bucket that may run into debt: a send is allowed while the level is >= ``need``."""
 
-    def __init__(self, per_minute: float) -> None:
+    def __init__(self, per_minute: float, capacity: float | None = None) -> None:
         self.rate = per_minute / 60.0
-        self.capacity = max(1.0, self.rate)  # one second's worth: smooth pacing, no minute-long burst
+        self.capacity = max(1.0, self.rate) if capacity is None else capacity  # default: one second's worth
         self.level = self.capacity
         self.updated: float | None = None
 
@@ -126,7 +127,9 @@ class AIMDController:
         self.max_pause = max_pause
         self.max_requests_per_minute = _positive("max_requests_per_minute", max_requests_per_minute)
         self.max_tokens_per_minute = _positive("max_tokens_per_minute", max_tokens_per_minute)
-        self._requests = _Bucket(self.max_requests_per_minute) if self.max_requests_per_minute else None
+        # Requests are paced evenly (a bucket of one): at most rate x W + 1 sends in any window W, so
+        # a sliding-window quota (Azure counts over 1, 10 or 60 s) sees at most one request too many.
+        self._requests = _Bucket(self.max_requests_per_minute, 1.0) if self.max_requests_per_minute else None
         self._tokens = _Bucket(self.max_tokens_per_minute) if self.max_tokens_per_minute else None
         self._limit = float(min(max(initial_limit, min_limit), max_limit))
         self._ceiling: float | None = None

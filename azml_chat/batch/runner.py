@@ -279,6 +279,7 @@ class BatchRun:
         max_attempts: int,
         retry_backoff: float,
         max_backoff: float,
+        max_stall: float,
     ) -> None:
         self._client = client
         self._requests = requests
@@ -286,6 +287,8 @@ class BatchRun:
         self.max_attempts = max_attempts
         self.retry_backoff = retry_backoff
         self.max_backoff = max_backoff
+        self.max_stall = max_stall
+        self._last_success = 0.0
         self._dedicated = getattr(client, "api_type", None) == "dedicated"
         self._ready: deque[_Row] = deque()  # rows whose retry is due, served before new rows
         self._open = 0
@@ -304,7 +307,7 @@ class BatchRun:
     async def __aenter__(self) -> Self:
         if self._group is not None:
             raise RuntimeError("a BatchRun can be entered once")
-        self._started = time.monotonic()
+        self._started = self._last_success = time.monotonic()
         self._wake = anyio.Event()
         self._send, self._receive = anyio.create_memory_object_stream[BatchResult](64)
         self._group = anyio.create_task_group()
@@ -489,7 +492,13 @@ class BatchRun:
                 else:
                     self.controller.on_error(ticket, now)
                 self._poke()
-                if outcome == "final" or row.attempts >= self.max_attempts:
+                # An overload is the endpoint asking to wait, not the row failing: it is retried as long
+                # as some row got through within max_stall seconds. Other failures get max_attempts calls.
+                if outcome == "overload":
+                    give_up = now - self._last_success > self.max_stall
+                else:
+                    give_up = outcome == "final" or row.attempts >= self.max_attempts
+                if give_up:
                     return BatchResult(request.id, row.index, None, error, row.attempts, None, request)
                 await anyio.sleep(self._backoff(row.attempts, retry_after, outcome))
                 row.grant = anyio.Event()
@@ -509,6 +518,7 @@ class BatchRun:
                 completion_tokens=None if usage is None else usage.completion_tokens,
             )
             self._latencies.add(now - started)
+            self._last_success = now
             self._poke()
             return BatchResult(request.id, row.index, response, None, row.attempts, now - started, request)
 
@@ -542,13 +552,19 @@ def _options(
     max_attempts: int,
     retry_backoff: float,
     max_backoff: float,
+    max_stall: float,
 ) -> dict[str, Any]:
     """The checked keyword arguments of a :class:`BatchRun`."""
     if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
         raise ConfigurationError(f"max_attempts must be a whole number >= 1, not {max_attempts!r}")
-    if not retry_backoff >= 0 or not max_backoff >= 0:
-        raise ConfigurationError("retry_backoff and max_backoff must be >= 0 seconds")
-    options: dict[str, Any] = {"max_attempts": max_attempts, "retry_backoff": retry_backoff, "max_backoff": max_backoff}
+    if not retry_backoff >= 0 or not max_backoff >= 0 or not max_stall >= 0:
+        raise ConfigurationError("retry_backoff, max_backoff and max_stall must be >= 0 seconds")
+    options: dict[str, Any] = {
+        "max_attempts": max_attempts,
+        "retry_backoff": retry_backoff,
+        "max_backoff": max_backoff,
+        "max_stall": max_stall,
+    }
     if controller is not None:
         if max_requests_per_minute is not None or max_tokens_per_minute is not None or concurrency != "adaptive":
             raise ConfigurationError("give the budgets and the concurrency to the controller you pass, not beside it")
@@ -581,6 +597,7 @@ def run_batch(
     max_attempts: int = 8,
     retry_backoff: float = 0.5,
     max_backoff: float = 30.0,
+    max_stall: float = 300.0,
 ) -> BatchRun:
     """Send every request through ``client``; use as ``async with run_batch(...) as run: async for result in run``.
 
@@ -591,10 +608,12 @@ def run_batch(
     ``max_tokens_per_minute`` are optional budgets. Pass a ``controller`` instead to tune
     the AIMD parameters, or to share its state (the limit learnt) across several runs.
 
-    A failed call is retried (after ``retry_backoff`` * 2**n seconds with jitter, at most
-    ``max_backoff``, never sooner than the server's ``retry-after``) when it is worth it
-    (429, 5xx, time-outs, broken connections), up to ``max_attempts`` calls per row; then
-    the row is a result with the last error.
+    A failed call is retried when it is worth it, up to ``max_attempts`` calls per row for
+    5xx answers and broken connections (after ``retry_backoff`` * 2**n seconds with jitter,
+    at most ``max_backoff``, never sooner than the server's ``retry-after``); then the row is
+    a result with the last error. Overloads (429, 503, 504, time-outs) are the endpoint asking
+    to wait: they are retried as long as any row succeeded within the last ``max_stall``
+    seconds, so a quota that runs dry and refills loses no row.
     """
     options = _options(
         concurrency,
@@ -604,6 +623,7 @@ def run_batch(
         max_attempts,
         retry_backoff,
         max_backoff,
+        max_stall,
     )
     return BatchRun(client, requests, **options)
 
@@ -704,6 +724,7 @@ def run_batch_sync(
     max_attempts: int = 8,
     retry_backoff: float = 0.5,
     max_backoff: float = 30.0,
+    max_stall: float = 300.0,
 ) -> SyncBatchRun:
     """:func:`run_batch` from synchronous code: ``with run_batch_sync(...) as run: for result in run``.
 
@@ -720,6 +741,7 @@ def run_batch_sync(
         max_attempts,
         retry_backoff,
         max_backoff,
+        max_stall,
     )
     if not callable(client_factory):
         raise ConfigurationError(

@@ -85,7 +85,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     pace.add_argument("--max-requests-per-minute", type=float, help="request budget")
     pace.add_argument("--max-tokens-per-minute", type=float, help="token budget (prompt + completion)")
-    pace.add_argument("--max-attempts", type=int, default=8, help="calls per row before it fails (default 8)")
+    pace.add_argument(
+        "--max-attempts",
+        type=int,
+        default=8,
+        help="calls per row on 5xx or broken connections (default 8); 429s wait while anything gets through",
+    )
     parser.add_argument(
         "--progress",
         choices=["auto", "bar", "log", "off"],

@@ -357,6 +357,46 @@ def _plot_svg(results: dict[str, Any], path: Path) -> Path:
     return path
 
 
+def markdown(results: dict[str, Any]) -> str:
+    """The figures as the markdown tables of docs/benchmarks.md."""
+    out: list[str] = []
+    if "goodput" in results:
+        good = results["goodput"]
+        out += [
+            f"| mode | rows/s | % of ideal ({good['ideal']:.0f}/s) | 429s (% of requests) | requests | wall time |",
+            "|---|---|---|---|---|---|",
+        ]
+        for run in good["runs"]:
+            name = "adaptive (from 2)" if run["concurrency"] == "adaptive" else f"fixed {run['concurrency']}"
+            name += " (the oracle)" if run["concurrency"] == good["capacity"] else ""
+            out.append(
+                f"| {name} | {run['goodput']:.1f} | {run['percent_of_ideal']:.1f}% | {100 * run['share_429']:.2f}% "
+                f"| {run['attempts']} | {run['wall_time']:.1f} s |"
+            )
+        out.append("")
+    if "memory" in results:
+        mem = results["memory"]
+        out += [
+            "| run | rows | peak RSS | time |",
+            "|---|---|---|---|",
+            f"| whole input | {mem['rows']:,} ({mem['input_mb']:.0f} MB) | {mem['peak_rss_mb']:.0f} MB "
+            f"| {mem['seconds']:.0f} s |",
+            f"| resume, all but 1,000 done | {mem['rows']:,} | {mem['resume_peak_rss_mb']:.0f} MB "
+            f"| {mem['resume_seconds']:.0f} s |",
+            "",
+        ]
+    if "kill" in results:
+        kill = results["kill"]
+        out += [
+            f"{kill['kills']} kills of a {kill['rows']:,}-row job; output lines after each kill: "
+            f"{', '.join(map(str, kill['lines_after_each_kill']))}; partial last lines repaired: "
+            f"{kill['partial_lines_repaired']}; after the final run: {kill['distinct_ids']:,} distinct ids, "
+            f"{kill['duplicates']} duplicates, {kill['missing']} missing.",
+            "",
+        ]
+    return "\n".join(out)
+
+
 # --- main ----------------------------------------------------------------------------------------
 
 
@@ -393,6 +433,8 @@ def main() -> int:
     for run in results.get("goodput", {}).get("runs", []):
         run["samples"] = run["samples"][::5]  # every 0.5 s is plenty in the JSON
     (RESULTS / "batch-latest.json").write_text(json.dumps(results, indent=2))
+    print()
+    print(markdown(results))
     ok = True
     if "goodput" in results:
         adaptive = results["goodput"]["runs"][0]

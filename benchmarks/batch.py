@@ -8,15 +8,15 @@ own process (pinned to the last CPU when there are two or more; the client gets 
    endpoints do), 3,000 rows through ``run_batch`` in adaptive mode from a limit of 2, then
    with fixed limits of 2 and 64. Reports goodput (rows/s and % of ideal), the share of
    requests answered 429, and samples the limit and throughput every 100 ms for the plot.
-2. **memory**: ``azml-chat batch`` on a 1,000,000-row input file against
+2. **memory** / **resume**: ``azml-chat batch`` on a 1,000,000-row input file against
    ``benchmarks/server.py`` (fixed replies, no limit), peak RSS of the command's process
-   (``wait4``'s ``ru_maxrss``); then the worst case, resuming with all rows but 1,000 done.
+   (``wait4``'s ``ru_maxrss``); and the worst case, resuming with all rows but 1,000 done.
 3. **kill -9**: ``azml-chat batch`` killed with SIGKILL at 20 random points and rerun each
    time, then run to the end: every custom_id must appear exactly once in the output.
 
     python benchmarks/batch.py                 # everything (about 10 minutes on 2 cores)
     python benchmarks/batch.py --quick         # a smoke run: small sizes, proves it works
-    python benchmarks/batch.py --only goodput  # goodput, memory or kill (comma-separated)
+    python benchmarks/batch.py --only goodput  # goodput, memory, resume or kill (comma-separated)
 
 Needs the endpoint's capacity model (``LocalEndpoint(capacity=..., service_time=...)``).
 Prints a markdown summary, writes JSON to ``benchmarks/results/batch-latest.json`` and the
@@ -190,20 +190,18 @@ def batch_command(source: Path, output: Path, url: str, *extra: str) -> list[str
     return [*args, "--url", url, "--api-key", API_KEY, "--progress", "log", "--driver", DRIVER, *extra]
 
 
-def run_measured(args: list[str], stop_after: float | None = None) -> tuple[int, float, float]:
+def run_measured(args: list[str]) -> tuple[int, float, float]:
     """Run a command on CPU 0; returns (exit status, peak RSS in MB, seconds)."""
     if (os.cpu_count() or 1) > 1:
         args = ["taskset", "-c", "0", *args]
     started = time.monotonic()
     process = subprocess.Popen(args, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    if stop_after is not None:
-        time.sleep(stop_after)
-        process.send_signal(signal.SIGINT)
     _, status, usage = os.wait4(process.pid, 0)
     return os.waitstatus_to_exitcode(status), usage.ru_maxrss / 1024, time.monotonic() - started
 
 
 def memory(quick: bool, folder: Path) -> dict[str, Any]:
+    """Peak RSS of a whole run over the input."""
     rows = 20_000 if quick else 1_000_000
     source, output = folder / "million.jsonl", folder / "million-out.jsonl"
     write_input(source, rows)
@@ -213,16 +211,6 @@ def memory(quick: bool, folder: Path) -> dict[str, Any]:
         code, peak, seconds = run_measured(batch_command(source, output, url, "--log-interval", "30"))
     lines = sum(1 for _ in output.open())
     print(f"  whole run: exit {code}, {lines} lines, peak RSS {peak:.0f} MB, {seconds:.0f} s", flush=True)
-    # the worst case for memory: resuming with every row but a few already done
-    with output.open("rb") as done, (folder / "resume-out.jsonl").open("wb") as resume:
-        for number, line in enumerate(done):
-            if number < lines - 1000:
-                resume.write(line)
-    with fast_server() as url:
-        resume_code, resume_peak, resume_seconds = run_measured(
-            batch_command(source, folder / "resume-out.jsonl", url, "--log-interval", "30")
-        )
-    print(f"  resume with {lines - 1000} done: exit {resume_code}, peak RSS {resume_peak:.0f} MB", flush=True)
     return {
         "rows": rows,
         "input_mb": size,
@@ -231,10 +219,31 @@ def memory(quick: bool, folder: Path) -> dict[str, Any]:
         "peak_rss_mb": peak,
         "seconds": seconds,
         "rows_per_second": rows / seconds,
-        "resume_exit": resume_code,
-        "resume_peak_rss_mb": resume_peak,
-        "resume_seconds": resume_seconds,
     }
+
+
+def resume(quick: bool, folder: Path) -> dict[str, Any]:
+    """The worst case for memory: resuming with every row but 1,000 already in the output."""
+    rows = 20_000 if quick else 1_000_000
+    source, output = folder / "resume.jsonl", folder / "resume-out.jsonl"
+    write_input(source, rows)
+    write_input(folder / "one.jsonl", 1)
+    with fast_server() as url:  # one real result line: the template of the rows already done
+        run_measured(batch_command(folder / "one.jsonl", folder / "one-out.jsonl", url))
+    template = json.loads((folder / "one-out.jsonl").read_text())
+    with output.open("w") as file:
+        for i in range(rows - 1000):
+            file.write(json.dumps({**template, "custom_id": f"item-{i:07d}"}) + "\n")
+    size = output.stat().st_size / 1e6
+    with fast_server() as url:
+        code, peak, seconds = run_measured(batch_command(source, output, url, "--log-interval", "30"))
+    lines = sum(1 for _ in output.open())
+    print(
+        f"  resume with {rows - 1000} done ({size:.0f} MB): exit {code}, {lines} lines, peak RSS {peak:.0f} MB",
+        flush=True,
+    )
+    return {"rows": rows, "done": rows - 1000, "output_mb": size, "exit": code, "lines": lines, "peak_rss_mb": peak,
+            "seconds": seconds}  # fmt: skip
 
 
 # --- 3. kill -9 and resume ---------------------------------------------------------------------
@@ -374,17 +383,22 @@ def markdown(results: dict[str, Any]) -> str:
                 f"| {run['attempts']} | {run['wall_time']:.1f} s |"
             )
         out.append("")
+    if "memory" in results or "resume" in results:
+        out += ["| run | rows | peak RSS | time |", "|---|---|---|---|"]
     if "memory" in results:
         mem = results["memory"]
-        out += [
-            "| run | rows | peak RSS | time |",
-            "|---|---|---|---|",
-            f"| whole input | {mem['rows']:,} ({mem['input_mb']:.0f} MB) | {mem['peak_rss_mb']:.0f} MB "
-            f"| {mem['seconds']:.0f} s |",
-            f"| resume, all but 1,000 done | {mem['rows']:,} | {mem['resume_peak_rss_mb']:.0f} MB "
-            f"| {mem['resume_seconds']:.0f} s |",
-            "",
-        ]
+        out.append(
+            f"| whole input ({mem['input_mb']:.0f} MB) | {mem['rows']:,} | {mem['peak_rss_mb']:.0f} MB "
+            f"| {mem['seconds']:.0f} s ({mem['rows_per_second']:.0f} rows/s) |"
+        )
+    if "resume" in results:
+        res = results["resume"]
+        out.append(
+            f"| resume, {res['done']:,} done ({res['output_mb']:.0f} MB output) | {res['rows']:,} "
+            f"| {res['peak_rss_mb']:.0f} MB | {res['seconds']:.0f} s |"
+        )
+    if "memory" in results or "resume" in results:
+        out.append("")
     if "kill" in results:
         kill = results["kill"]
         out += [
@@ -403,7 +417,9 @@ def markdown(results: dict[str, Any]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: proves every part runs")
-    parser.add_argument("--only", default="goodput,memory,kill", help="comma-separated: goodput, memory, kill")
+    parser.add_argument(
+        "--only", default="goodput,memory,resume,kill", help="comma-separated: goodput, memory, resume, kill"
+    )
     parser.add_argument("--driver", choices=["httpx", "aiohttp"], default="httpx", help="the client's HTTP library")
     parser.add_argument("--serve", nargs=2, metavar=("CAPACITY", "SERVICE_TIME"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -426,6 +442,9 @@ def main() -> int:
         if "memory" in wanted:
             print("memory: a 1,000,000-row input", flush=True)
             results["memory"] = memory(args.quick, folder)
+        if "resume" in wanted:
+            print("memory: resuming a 1,000,000-row input with all but 1,000 rows done", flush=True)
+            results["resume"] = resume(args.quick, folder)
         if "kill" in wanted:
             print("kill -9 and resume", flush=True)
             results["kill"] = kill_and_resume(args.quick, folder)
@@ -440,7 +459,9 @@ def main() -> int:
         adaptive = results["goodput"]["runs"][0]
         ok &= adaptive["percent_of_ideal"] >= 90 and adaptive["share_429"] < 0.05
     if "memory" in results:
-        ok &= results["memory"]["peak_rss_mb"] < 200 and results["memory"]["resume_peak_rss_mb"] < 200
+        ok &= results["memory"]["peak_rss_mb"] < 200
+    if "resume" in results:
+        ok &= results["resume"]["peak_rss_mb"] < 200 and results["resume"]["lines"] == results["resume"]["rows"]
     if "kill" in results:
         ok &= results["kill"]["exactly_once"]
     print("targets met" if ok else "a target was missed", flush=True)

@@ -238,11 +238,11 @@ def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
                 yield number, line
 
 
-def _repair_and_collect(path: Path) -> tuple[list[int], bool]:
-    """Digests of the ``custom_id`` of every complete line; a partial last line is cut off."""
+def _repair_and_collect(path: Path, digests: list[int]) -> bool:
+    """Add the digests of the ``custom_id`` of every complete line; cut off a partial last line
+    (and say so)."""
     if not path.exists():
-        return [], False
-    digests: list[int] = []
+        return False
     end_of_complete = 0
     with path.open("rb") as file:
         for number, line in enumerate(file, 1):
@@ -263,7 +263,7 @@ def _repair_and_collect(path: Path) -> tuple[list[int], bool]:
     if repaired:
         with path.open("r+b") as file:
             file.truncate(end_of_complete)
-    return digests, repaired
+    return repaired
 
 
 class JsonlJob:
@@ -325,13 +325,10 @@ class JsonlJob:
         if not self.input_path.is_file():
             raise InvalidRequestError(f"input file not found: {self.input_path}")
         repaired: list[str] = []
-        done: list[int] = []
+        done: list[int] = []  # one list, dropped once sorted into the arrays: it is the peak of a resume
         for path in (self.output_path, self.errors_path):
-            if path is not None:
-                digests, cut = _repair_and_collect(path)
-                done.extend(digests)
-                if cut:
-                    repaired.append(str(path))
+            if path is not None and _repair_and_collect(path, done):
+                repaired.append(str(path))
         self._done = _DigestSet(done)
         del done
         problems: list[str] = []

@@ -151,7 +151,7 @@ def bench(session: nox.Session) -> None:
     session.run("python", "benchmarks/run.py", *session.posargs)
 
 
-@nox.session(name="bench-batch", python=PYTHON)
+@nox.session(name="bench-batch")
 def bench_batch(session: nox.Session) -> None:
     """Batch goodput, memory and kill -9 figures (``nox -s bench-batch -- --quick`` for a smoke run)."""
     session.install("-e", ".[progress,aiohttp]", "matplotlib")  # matplotlib: the plot in docs/

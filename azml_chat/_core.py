@@ -241,7 +241,7 @@ def prepare(
     if key is not None and not isinstance(settings.api_key, str):
         headers.update(auth_headers(settings, key))  # an AzureKeyCredential: its key as of now
     if params.get("extra_headers"):
-        headers.update(check_headers(params["extra_headers"], "extra_headers"))
+        headers.update(check_headers(params["extra_headers"], "extra_headers", InvalidRequestError))
 
     url = endpoint.url
     if params.get("extra_query"):
@@ -423,12 +423,14 @@ def retry_delay(
     return backoff * (1.0 - 0.25 * random())
 
 
-_SECRET_EDGE = r"[A-Za-z0-9._~+/=-]"
+#: A secret next to one of these is part of a longer word, not an occurrence of the secret.
+#: Punctuation is no edge: a key echoed as ``key=<key>.`` or ``/<key>`` must go.
+_SECRET_EDGE = r"[A-Za-z0-9_]"
 
 
 def redact(body: bytes, secrets: tuple[str, ...]) -> bytes:
     """A body without whole occurrences of the key or token a request carried (some gateways
-    echo request headers); text that merely contains a short key's letters is left alone."""
+    echo request headers); a short key inside a longer word ("he" in "Check") is left alone."""
     for secret in secrets:
         raw = secret.encode()
         if raw and raw in body:
@@ -461,7 +463,7 @@ def parse_reply(
         ) from exc
     if isinstance(parsed, str):
         answer, reasoning = split_think(parsed)
-        message = Message("assistant", answer, reasoning_content=reasoning)
+        message = Message("assistant", answer, reasoning_content=reasoning or None)  # "<think></think>": none
         return ChatResponse(message, request_id=request_id, elapsed=elapsed, raw=payload, headers=headers)
     if type(parsed) is ChatResponse:  # a direct copy is several times cheaper than attrs.evolve
         p = parsed
@@ -484,6 +486,18 @@ def response_chunk(reply: ChatResponse) -> StreamChunk:
 
 
 # --- the attempt machine ---------------------------------------------------------------
+
+#: While a list (test mode), each retry wait is decided as always, appended here and not slept.
+_skipped_waits: list[float] | None = None
+
+
+def skip_retry_waits(waits: list[float] | None) -> list[float] | None:
+    """Test mode, for :func:`azml_chat.testing.instant_retries`: while ``waits`` is a list, every
+    client appends each retry wait it decides to it and sleeps 0 s instead; ``None`` ends it.
+    Returns the list it replaces."""
+    global _skipped_waits
+    previous, _skipped_waits = _skipped_waits, waits
+    return previous
 
 
 class Send:
@@ -699,6 +713,9 @@ class Attempts:
                 logger.debug("attempt %d failed, not retrying: %s", self.attempt + 1, error)
                 raise error
             logger.info("attempt %d failed (%s); retrying in %.3fs", self.attempt + 1, error, delay)
+            if _skipped_waits is not None:  # test mode (azml_chat.testing.instant_retries)
+                _skipped_waits.append(delay)
+                delay = 0.0
             yield Sleep(delay)
             self.attempt += 1
 

@@ -251,7 +251,7 @@ def _without_think(message: Message) -> Message:
     if isinstance(content, str) and message.reasoning_content is None and "<think>" in content:
         answer, reasoning = split_think(content)
         if reasoning is not None:
-            return Message(message.role, answer, message.name, message.tool_calls, None, reasoning)
+            return Message(message.role, answer, message.name, message.tool_calls, None, reasoning or None)
     return message
 
 

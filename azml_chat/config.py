@@ -333,22 +333,23 @@ _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _SETTING_OF_HEADER = {"authorization": "api_key", "api-key": "api_key", "azureml-model-deployment": "deployment_name"}
 
 
-def check_headers(headers: Any, what: str = "headers") -> dict[str, str]:
-    """Headers with lower-case names, once HTTP can carry them all (else :class:`ConfigurationError`).
+def check_headers(headers: Any, what: str = "headers", error: Any = ConfigurationError) -> dict[str, str]:
+    """Headers with lower-case names, once HTTP can carry them all (else ``error``, by default
+    :class:`ConfigurationError`; a call's ``extra_headers`` raise :class:`InvalidRequestError`).
 
     Checked when the client is made, so a key read from a file with a stray control
     character fails at once, naming the setting, instead of at the first call.
     """
     if not isinstance(headers, Mapping):
-        raise ConfigurationError(f"{what} must be a dict of header names to values, not {type(headers).__name__}")
+        raise error(f"{what} must be a dict of header names to values, not {type(headers).__name__}")
     checked: dict[str, str] = {}
     for name, value in headers.items():
         if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
-            raise ConfigurationError(f"{name!r} is not a valid HTTP header name")
+            raise error(f"{name!r} is not a valid HTTP header name")
         name = name.lower()
         if not isinstance(value, str) or not value.isascii() or not value.isprintable():
             setting = _SETTING_OF_HEADER.get(name, f"the value of header {name!r}")
-            raise ConfigurationError(f"{setting} must be printable ASCII text (no line breaks or control characters)")
+            raise error(f"{setting} must be printable ASCII text (no line breaks or control characters)")
         checked[name] = value
     return checked
 

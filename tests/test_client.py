@@ -346,6 +346,28 @@ def test_caller_owned_http_clients_stay_open(endpoint: LocalEndpoint) -> None:
     anyio.run(run)
 
 
+class TracingClient(httpx.Client):
+    """A caller's own subclass of httpx.Client, defined outside httpx."""
+
+
+class AsyncTracingClient(httpx.AsyncClient):
+    """The same for httpx.AsyncClient (as httpx_aiohttp.HttpxAiohttpClient is)."""
+
+
+def test_subclasses_of_httpx_clients_are_httpx_clients(endpoint: LocalEndpoint) -> None:
+    with TracingClient() as http, ChatClient(endpoint.url, api_key=API_KEY, http_client=http) as client:
+        assert (client.driver, client.chat("sub").content) == ("httpx", "sub")
+
+    async def run() -> None:
+        async with (
+            AsyncTracingClient() as http,
+            AsyncChatClient(endpoint.url, api_key=API_KEY, http_client=http) as client,
+        ):
+            assert (client.driver, (await client.chat("async sub")).content) == ("httpx", "async sub")
+
+    anyio.run(run)
+
+
 def test_messages_objects_and_tool_history(runner: ClientRunner, endpoint: LocalEndpoint) -> None:
     from azml_chat import ToolCall
 

@@ -5,7 +5,7 @@ Each case scripts ``LocalEndpoint`` faults, makes one call (``chat`` or ``stream
 error, the number of attempts the server saw, the retry waits the client decided, and that
 no connection is left checked out of the httpx pool (and every response was closed).
 
-Retry waits are recorded by wrapping ``_core.retry_delay``; the wrapper then lets the client
+Retry waits are recorded by ``azml_chat.testing.instant_retries()``, which also lets the client
 sleep 0 s, so the matrix can use realistic waits (seconds) and still run in milliseconds.
 One test at the end checks that a real sleep does last what was decided.
 """
@@ -42,9 +42,8 @@ from azml_chat import (
     RetryPolicy,
     ServerError,
     StreamError,
-    _core,
 )
-from azml_chat.testing import Fault, LocalEndpoint
+from azml_chat.testing import Fault, LocalEndpoint, instant_retries
 
 PROMPT = "ping 42"
 #: Realistic waits: the matrix only records them (the client then sleeps 0 s).
@@ -470,6 +469,13 @@ BODY_CASES = [
         route="score",
     ),
     Case(
+        "reply-not-matching-its-content-encoding",
+        faults(Fault(200, headers={"content-encoding": "gzip"}, body=b'{"not": "gzip"}')),
+        ResponseFormatError,
+        attempts=1,
+        match="does not match its content-encoding",
+    ),
+    Case(
         "reply-larger-than-max",
         faults(Fault(200, body=b"x" * BIG, content_type="application/json")),
         ResponseFormatError,
@@ -506,20 +512,10 @@ CASES = [*RETRY_CASES, *EXHAUSTED_CASES, *NON_RETRYABLE_CASES, *MODEL_CASES, *CO
 
 
 @pytest.fixture
-def decided_waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """The retry waits the client decided; the client itself then sleeps 0 s."""
-    real = _core.retry_delay
-    waits: list[float] = []
-
-    def recording(*args: Any, **kwargs: Any) -> float | None:
-        delay = real(*args, **kwargs)
-        if delay is None:
-            return None
-        waits.append(delay)
-        return 0.0
-
-    monkeypatch.setattr(_core, "retry_delay", recording)
-    return waits
+def decided_waits() -> Iterator[list[float]]:
+    """The retry waits the client decided, which it then does not sleep (``instant_retries``)."""
+    with instant_retries() as waits:
+        yield waits
 
 
 def free_port() -> int:
@@ -654,7 +650,7 @@ def test_matrix_size() -> None:
 
 @pytest.mark.parametrize("mode", ["async", "sync"])
 def test_the_client_really_waits_what_it_decided(mode: str, matrix_endpoint: LocalEndpoint) -> None:
-    """Without the recording wrapper: a 250 ms retry-after-ms is slept; a one-hour wait is not
+    """Outside ``instant_retries()``: a 250 ms retry-after-ms is slept; a one-hour wait is not
     slept at all: the call fails at once, carrying the wait."""
     policy = RetryPolicy(initial_backoff=0.001, max_backoff=0.001, max_retry_after=0.3)
     matrix_endpoint.add_fault(Fault(503, headers={"retry-after-ms": "250"}))

@@ -118,6 +118,7 @@ def scenarios(endpoint: LocalEndpoint, secret: str) -> list[tuple[str, list[Faul
         ("echoing-gateway", [Fault(502, body=echo_page(secret), content_type="text/html", times=3)], "chat", {}),
         ("echoing-json", [Fault(400, body={"error": {"message": f"bad key {secret}"}})], "chat", {}),
         ("echoing-stream", [Fault(500, body=f"upstream said: {secret}", times=3)], "stream", {}),
+        ("echoing-query", [Fault(401, body={"error": {"message": f"denied for ?api-key={secret}."}})], "chat", {}),
         ("timeout", [Fault(delay_before_headers=0.3, times=3)], "chat", {"timeout": 0.05}),
         ("mid-body", [Fault(drop="in_body")], "chat", {}),
         ("mid-stream", [Fault(drop="mid_stream")], "stream", {}),

@@ -17,12 +17,14 @@ from yarl import URL
 from ..errors import ClientClosedError, ConfigurationError
 from .base import Request, Sent, translate_errors
 
-__all__ = ["AiohttpTransport"]
+__all__ = ["ERRORS", "TIMEOUTS", "UNDECODABLE", "AiohttpTransport"]
 
 #: Same pool size as httpx's default, so the drivers behave alike under load.
 _MAX_CONNECTIONS = 100
-_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError)
-_TIMEOUTS = (asyncio.TimeoutError,)
+#: aiohttp's transport failures, the time-outs among them, and the cause of an undecodable body.
+ERRORS = (aiohttp.ClientError, asyncio.TimeoutError)
+TIMEOUTS = (asyncio.TimeoutError,)
+UNDECODABLE = (aiohttp.http_exceptions.ContentEncodingError,)
 
 
 def _client_timeout(seconds: float | None) -> aiohttp.ClientTimeout:
@@ -105,7 +107,7 @@ class AiohttpTransport:
         url, proxy = self._url(request.url)
         seconds = request.timeout
         timeout = self._timeout if seconds == self._timeout_seconds else _client_timeout(seconds)
-        with translate_errors(request, _ERRORS, _TIMEOUTS):
+        with translate_errors(request, ERRORS, TIMEOUTS):
             response = await session.request(
                 request.method,
                 url,
@@ -118,7 +120,7 @@ class AiohttpTransport:
         return response.status, response.headers, _Body(response, request)
 
     async def read(self, handle: _Body) -> bytes:
-        with translate_errors(handle.request, _ERRORS, _TIMEOUTS, reading=True):
+        with translate_errors(handle.request, ERRORS, TIMEOUTS, reading=True, undecodable=UNDECODABLE):
             return await handle.response.content.readany()
 
     async def release(self, handle: _Body) -> None:

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from ..errors import APIConnectionError, APITimeoutError
+from ..errors import APIConnectionError, APITimeoutError, ResponseFormatError
 
 __all__ = ["AsyncTransport", "Request", "SyncTransport", "translate_errors"]
 
@@ -111,12 +111,15 @@ def translate_errors(
     timeouts: tuple[type[BaseException], ...],
     *,
     reading: bool = False,
+    undecodable: tuple[type[BaseException], ...] = (),
 ) -> Iterator[None]:
     """Map an HTTP library's transport failures to ours, in one place for every driver.
 
     ``errors`` are the library's transport failures and ``timeouts`` the time-outs among
-    them. The messages name the host and port and, for time-outs, the limit and the
-    setting that changes it; they never hold headers (so never the key).
+    them; ``undecodable`` the errors (raised, or wrapped by one of ``errors``) that mean
+    the body does not match its ``content-encoding``: a :class:`ResponseFormatError`.
+    The messages name the host and port and, for time-outs, the limit and the setting
+    that changes it; they never hold headers (so never the key).
     """
     try:
         yield
@@ -128,5 +131,10 @@ def translate_errors(
             f"or pass timeout=None for none): {str(exc) or type(exc).__name__}"
         ) from exc
     except errors as exc:
+        if isinstance(exc, undecodable) or isinstance(exc.__cause__, undecodable):
+            raise ResponseFormatError(
+                f"the reply from {where(request.url)} does not match its content-encoding: "
+                f"{str(exc) or type(exc).__name__}"
+            ) from exc
         step = "the connection broke while reading the reply from" if reading else "could not connect to"
         raise APIConnectionError(f"{step} {where(request.url)}: {str(exc) or type(exc).__name__}") from exc

@@ -20,12 +20,14 @@ __all__ = ["AsyncHttpxTransport", "SyncHttpxTransport", "library_of"]
 
 
 def library_of(http_client: Any) -> ModuleType | None:
-    """The httpx-like module (``httpx2`` or ``httpx``) whose client ``http_client`` is, if any."""
-    module = type(http_client).__module__.split(".")[0]
-    if module in ("httpx2", "httpx"):
-        import importlib
+    """The httpx-like module (``httpx2`` or ``httpx``) whose client ``http_client`` is, if any,
+    also for a subclass defined elsewhere (``httpx_aiohttp.HttpxAiohttpClient``, a caller's own)."""
+    for cls in type(http_client).__mro__:
+        module = cls.__module__.split(".")[0]
+        if module in ("httpx2", "httpx"):
+            import importlib
 
-        return importlib.import_module(module)
+            return importlib.import_module(module)
     return None
 
 
@@ -58,7 +60,8 @@ class _HttpxBase:
         self.owned = owned
         self.holds_default_headers = owned
         self.closed = False
-        self._errors = (library.TransportError,)
+        self._undecodable = (library.DecodingError,)  # a RequestError, not a TransportError
+        self._errors = (library.TransportError, *self._undecodable)
         self._timeouts = (library.TimeoutException,)
 
     def _build(self, request: Request) -> Any:
@@ -98,7 +101,9 @@ class SyncHttpxTransport(_HttpxBase):
     def read(self, handle: _Body) -> bytes:
         if handle.pieces is None:
             handle.pieces = handle.response.iter_bytes()
-        with translate_errors(handle.request, self._errors, self._timeouts, reading=True):
+        with translate_errors(
+            handle.request, self._errors, self._timeouts, reading=True, undecodable=self._undecodable
+        ):
             return next(handle.pieces, b"")
 
     def release(self, handle: _Body) -> None:
@@ -161,7 +166,9 @@ class AsyncHttpxTransport(_HttpxBase):
     async def read(self, handle: _Body) -> bytes:
         if handle.pieces is None:
             handle.pieces = handle.response.aiter_bytes()
-        with translate_errors(handle.request, self._errors, self._timeouts, reading=True):
+        with translate_errors(
+            handle.request, self._errors, self._timeouts, reading=True, undecodable=self._undecodable
+        ):
             return await anext(handle.pieces, b"")
 
     async def release(self, handle: _Body) -> None:

@@ -5,7 +5,8 @@ routes of Azure ML (dedicated ``/score``, serverless chat completions), Foundry 
 OpenAI with their auth and api-version rules, with fault scripting (``Fault``, also from a
 one-line spec with ``Fault.parse``), scripted replies (``ScriptedReply``, ``load_replies``,
 ``replay_responder``), a capacity model (``CapacityStats``) and request recording
-(``RecordedRequest``). Names load lazily so that the pytest plugin stays cheap to import.
+(``RecordedRequest``); ``instant_retries()`` records a client's retry waits instead of
+sleeping them. Names load lazily so that the pytest plugin stays cheap to import.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from ._faults import Fault
     from ._models import ChatTurn, RecordedRequest, ScriptedReply, echo_responder, load_replies, replay_responder
     from ._server import LocalEndpoint
+    from ._waits import instant_retries
 
 __all__ = [
     "CapacityStats",
@@ -27,11 +29,17 @@ __all__ = [
     "RecordedRequest",
     "ScriptedReply",
     "echo_responder",
+    "instant_retries",
     "load_replies",
     "replay_responder",
 ]
 
-_MODULES = {"LocalEndpoint": "._server", "Fault": "._faults", "CapacityStats": "._capacity"} | dict.fromkeys(
+_MODULES = {
+    "LocalEndpoint": "._server",
+    "Fault": "._faults",
+    "CapacityStats": "._capacity",
+    "instant_retries": "._waits",
+} | dict.fromkeys(
     ["ChatTurn", "RecordedRequest", "ScriptedReply", "echo_responder", "load_replies", "replay_responder"], "._models"
 )
 

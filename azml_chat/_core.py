@@ -27,8 +27,15 @@ from ._json import dumps, loads
 from ._sse import ServerSentEvent, SSEDecoder
 from ._transport.base import Request
 from ._version import __version__
-from ._wire import coerce_messages, error_of_payload, split_think, usage_from_wire
-from .config import BODY_PARAMS, ClientSettings, RetryPolicy, check_headers, check_retries, check_seconds
+from ._wire import (
+    coerce_messages,
+    error_of_payload,
+    logprobs_from_wire,
+    parse_chat_completion,
+    split_think,
+    usage_from_wire,
+)
+from .config import BODY_PARAMS, CALL_PARAMS, ClientSettings, RetryPolicy, check_headers, check_retries, check_seconds
 from .errors import (
     APIConnectionError,
     APIStatusError,
@@ -45,7 +52,7 @@ from .errors import (
     ServerError,
     StreamError,
 )
-from .formatters import CALL_FEATURES, STANDARD_KEYS, ChatFormatter
+from .formatters import CALL_FEATURES, STANDARD_KEYS, ChatFormatter, OpenAIChatFormatter
 from .hooks import AttemptInfo, CallInfo
 from .messages import ChatResponse, Choice, Message, ModelInfo, StreamChunk, ToolCall, ToolCallDelta, Usage
 
@@ -131,9 +138,9 @@ class Call:
 
 
 def _check_keys(params: Mapping[str, Any], owner: str) -> None:
-    from .config import ChatParams
-
-    unknown = [key for key in params if key not in ChatParams.__annotations__]
+    if CALL_PARAMS.issuperset(params):  # one set operation on the usual path (15 µs -> 0.3 µs)
+        return
+    unknown = [key for key in params if key not in CALL_PARAMS]
     if unknown:
         raise TypeError(
             f"{owner}() got unexpected keyword argument(s) {', '.join(map(repr, unknown))}: model-specific "
@@ -237,8 +244,9 @@ def prepare(
     extra = formatter.request_headers(body)
     if extra:
         headers.update(extra)
-    key = settings.key
-    if key is not None and not isinstance(settings.api_key, str):
+    api_key = settings.api_key
+    key = api_key if type(api_key) is str else settings.key  # a string was stripped when the client was made
+    if key is not None and key is not api_key:
         headers.update(auth_headers(settings, key))  # an AzureKeyCredential: its key as of now
     if params.get("extra_headers"):
         headers.update(check_headers(params["extra_headers"], "extra_headers", InvalidRequestError))
@@ -451,6 +459,8 @@ def parse_reply(
     """Decode and parse a 200 reply into a :class:`ChatResponse` carrying its metadata."""
     payload = decode_json(body, request_id)
     try:
+        if type(formatter) is OpenAIChatFormatter:  # the reply made once, metadata included (no copy)
+            return parse_chat_completion(payload, request_id, elapsed, headers)
         parsed = formatter.parse_response(payload)
     except (APIStatusError, ResponseFormatError) as exc:
         exc.request_id = exc.request_id or request_id
@@ -781,16 +791,21 @@ class Attempts:
                 raise stream_error(piece, request_id)
             if not piece:
                 break
-            chunks = state.feed(piece)
-            while True:
+            try:
+                events = state.decode(piece)
+            except AzureMLChatError:
+                yield Release(handle)
+                raise
+            for event in events:  # each event's chunk is handed out before the next one is parsed
                 try:
-                    chunk = next(chunks, None)
+                    chunk = state.handle(event)
                 except AzureMLChatError:
                     yield Release(handle)
                     raise
-                if chunk is None:
+                if chunk is not None:
+                    yield Emit(chunk)
+                if state.done:
                     break
-                yield Emit(chunk)
             if state.done and state.after_done > _AFTER_DONE_LIMIT:
                 break
         yield Release(handle)
@@ -864,30 +879,30 @@ class _ThinkSplitter:
     """Moves a leading ``<think>...</think>`` of streamed content into reasoning, as
     :func:`~azml_chat._wire.split_think` does for a whole reply, whatever the chunking."""
 
-    __slots__ = ("_pending", "_state")
+    __slots__ = ("_pending", "state")
 
     _OPEN = "<think>"
     _CLOSE = "</think>"
 
     def __init__(self) -> None:
-        self._state = "start"  # start -> thinking -> answer_start -> answer
+        self.state = "start"  # start -> thinking -> answer_start -> answer
         self._pending = ""
 
     def feed(self, text: str) -> tuple[str, str]:
         """``(content, reasoning)`` to hand out now for ``text``."""
-        if self._state == "answer":
+        if self.state == "answer":
             return text, ""
         self._pending += text
-        if self._state == "start":
+        if self.state == "start":
             stripped = self._pending.lstrip()
             if len(stripped) < len(self._OPEN) and self._OPEN.startswith(stripped):
                 return "", ""  # could still become "<think>"
             if not stripped.startswith(self._OPEN):
-                self._state, out, self._pending = "answer", self._pending, ""
+                self.state, out, self._pending = "answer", self._pending, ""
                 return out, ""
-            self._state = "thinking"
+            self.state = "thinking"
             self._pending = stripped[len(self._OPEN) :]
-        if self._state == "thinking":
+        if self.state == "thinking":
             before, found, after = self._pending.partition(self._CLOSE)
             if not found:
                 keep = next(
@@ -896,33 +911,33 @@ class _ThinkSplitter:
                 out = self._pending[: len(self._pending) - keep]
                 self._pending = self._pending[len(self._pending) - keep :]
                 return "", out
-            self._state, self._pending = "answer_start", after
+            self.state, self._pending = "answer_start", after
             content, _ = self.feed("")
             return content, before
         answer = self._pending.lstrip()  # answer_start: the answer's leading space is dropped
         if not answer:
             return "", ""
-        self._state, self._pending = "answer", ""
+        self.state, self._pending = "answer", ""
         return answer, ""
 
     def flush(self) -> tuple[str, str]:
         """What is held back when the stream ends: ``(content, reasoning)``."""
         pending, self._pending = self._pending, ""
-        if self._state == "thinking":
+        if self.state == "thinking":
             return "", pending
-        return ("", "") if self._state == "answer_start" else (pending, "")
+        return ("", "") if self.state == "answer_start" else (pending, "")
 
     @classmethod
     def given_back(cls) -> _ThinkSplitter:
         """A splitter past any ``<think>``: text passes through."""
         splitter = cls()
-        splitter._state = "answer"
+        splitter.state = "answer"
         return splitter
 
     @property
     def unclosed(self) -> bool:
         """A ``<think>`` was opened and never closed."""
-        return self._state == "thinking"
+        return self.state == "thinking"
 
 
 class _ChoiceState:
@@ -961,25 +976,30 @@ class StreamState:
         self._last: Any = None
 
     def feed(self, raw: bytes) -> Iterator[StreamChunk]:
-        """Body bytes in, as they arrive; the chunks they complete out.
+        """Body bytes in, as they arrive; the chunks they complete out (:meth:`decode`, then
+        :meth:`handle` for each event until ``[DONE]``)."""
+        for event in self.decode(raw):
+            chunk = self.handle(event)
+            if chunk is not None:
+                yield chunk
+            if self.done:
+                return
+
+    def decode(self, raw: bytes) -> list[ServerSentEvent]:
+        """Body bytes in, as they arrive; the whole events they complete out.
 
         After ``[DONE]`` the rest is only counted (:attr:`after_done`). More than
         ``max_bytes`` before ``[DONE]`` raises :class:`ResponseFormatError`.
         """
         if self.done:
             self.after_done += len(raw)
-            return
+            return []
         self.received += len(raw)
         if self._max_bytes is not None and self.received > self._max_bytes:
             raise ResponseFormatError(
                 f"the reply is larger than max_response_bytes={self._max_bytes}", request_id=self.request_id
             )
-        for event in self._decoder.feed(raw):
-            chunk = self.handle(event)
-            if chunk is not None:
-                yield chunk
-            if self.done:
-                return
+        return self._decoder.feed(raw)
 
     def finish(self, elapsed: float, headers: Mapping[str, str] | None = None) -> ChatResponse:
         """The body ended: the assembled reply, or :class:`StreamError` if ``[DONE]`` never came."""
@@ -997,9 +1017,9 @@ class StreamState:
         """One event in; a chunk out, or ``None`` for events that carry nothing (other event types,
         empty keep-alives). ``[DONE]`` sets :attr:`done` and gives out any text still held back.
         Raises :class:`StreamError`."""
-        data = event.data
+        data, kind = event.data, event.event
         self.events += 1
-        if event.event == "error":
+        if kind == "error":
             try:
                 payload = loads(data)
             except ValueError:
@@ -1009,7 +1029,7 @@ class StreamState:
         if data == b"[DONE]":
             self.done = True
             return self._flush()
-        if event.event != "message" or not data or data.isspace():
+        if kind != "message" or not data or data.isspace():
             return None
         try:
             payload = loads(data)
@@ -1029,6 +1049,8 @@ class StreamState:
         choices = payload.get("choices")
         if not choices:
             return StreamChunk(usage=self._usage, raw=payload)
+        if type(choices) is list and len(choices) == 1 and type(choices[0]) is dict:  # one choice: the usual
+            return self._add_choice(choices[0], payload, data, usage)
         if not isinstance(choices, list) or not all(isinstance(choice, dict) for choice in choices):
             raise self._fail(f"a stream chunk has malformed choices: {data[:200]!r}", payload)
         chunks = [self._add_choice(choice, payload, data, usage) for choice in choices]
@@ -1067,7 +1089,7 @@ class StreamState:
         reasoning = delta.get("reasoning_content") or ""
         if reasoning:
             state.saw_reasoning = True
-        if content and not state.saw_reasoning:
+        if content and not state.saw_reasoning and state.think.state != "answer":  # past "answer": text as is
             content, thought = state.think.feed(content)
             reasoning += thought
         finish = choice.get("finish_reason")
@@ -1107,8 +1129,6 @@ class StreamState:
         return ToolCallDelta(index, item.get("id"), function.get("name"), arguments)
 
     def _choice(self, index: int, state: _ChoiceState) -> Choice:
-        from ._wire import logprobs_from_wire
-
         tail, thought = state.think.flush()  # held back when the stream ended without [DONE]
         if tail:
             state.content.append(tail)

@@ -34,6 +34,8 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Client overhead against raw httpx (``nox -s bench -- --quick`` for a smoke run)."""
-    session.install("-e", ".[aiohttp]", "httpx-aiohttp")  # httpx-aiohttp: the comparison rows only
+    """Client CPU per request against raw httpx2, aiohttp and httpx (``nox -s bench -- --quick``
+    for a smoke run); see docs/benchmarks.md."""
+    # httpx2 and httpx: the default library and a caller's; httpx-aiohttp: reference rows only
+    session.install("-e", ".[aiohttp]", "httpx2", "httpx", "httpx-aiohttp")
     session.run("python", "benchmarks/run.py", *session.posargs)

@@ -1,9 +1,12 @@
 """What azml_chat costs on top of the HTTP client it wraps: client CPU per request.
 
-Starts ``benchmarks/server.py`` in its own process (pinned to the last CPU when taskset
-exists). Each round then starts one fresh worker process per group (pinned to CPU 0);
-a group is a set of rows measured side by side, e.g. raw ``httpx.AsyncClient`` and
-``AsyncChatClient`` at concurrency 1. The worker warms every row up, then runs them in
+Every client row is compared with raw code on the library it runs on: the default clients
+with raw ``httpx2``, ``driver="aiohttp"`` with raw ``aiohttp``, a caller's ``httpx`` client
+with raw ``httpx``; one row per client adds a no-op hook. Starts ``benchmarks/server.py``
+in its own process (pinned to the last CPU when taskset exists). Each round then starts one
+fresh worker process per group (pinned to CPU 0); a group is a set of rows measured side by
+side, e.g. raw ``httpx2.AsyncClient`` and ``AsyncChatClient`` at concurrency 1. The worker
+warms every row up, then runs them in
 interleaved blocks (the order rotating block by block), so slow spells of a noisy
 machine hit every row alike. Per row and block it reports the CPU time (user+sys,
 ``getrusage``) and the wall time. A figure is the median over all blocks of all rounds;
@@ -11,7 +14,7 @@ a ratio is the median of the block-by-block ratios (a row's block against the ba
 block of the same cycle, run back to back). ``import`` cost is measured in fresh
 interpreters (bytecode cached, as for any installed package), in pairs.
 
-    python benchmarks/run.py            # full run (about 2-3 minutes on 2 cores)
+    python benchmarks/run.py            # full run (about 4 minutes on 2 cores)
     python benchmarks/run.py --quick    # CI smoke: checks that every row runs, not its speed
     python benchmarks/run.py --check    # exit 1 if a target is missed
 
@@ -502,6 +505,7 @@ TARGETS = [
         1.05,
     ),
     Target("import azml_chat / import httpx2", "import/azml_chat", "import/httpx2", 1.35),
+    Target("import azml_chat, httpx2 / import httpx2", "import/azml_chat, httpx2", "import/httpx2", None),
     Target("async: one no-op hook / no hook, C=1", "sdk-async-hook/serverless/c1", "sdk-async/serverless/c1", None),
     Target("sync: one no-op hook / no hook", "sdk-sync-hook/serverless/c1", "sdk-sync/serverless/c1", None),
     Target(
@@ -589,7 +593,7 @@ def worker_main(args: argparse.Namespace) -> None:
 # --- the orchestrator --------------------------------------------------------------------------
 
 #: Modules whose import is timed, in this order (each one's sample i runs right after the one before).
-IMPORTS = ("httpx2", "azml_chat", "httpx")
+IMPORTS = ("httpx2", "azml_chat", "azml_chat, httpx2", "httpx")  # httpx2 loads with the first client
 IMPORT_BASELINE = "import/httpx2"
 
 # Run by ``python -c`` in a fresh interpreter: nothing but the interpreter's own start-up is loaded.

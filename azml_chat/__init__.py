@@ -12,66 +12,121 @@ Foundry and Azure OpenAI (``/models/chat/completions``, ``/openai/v1/...``).
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from . import _log
 from ._version import __version__
-from .client import AsyncChatClient, AsyncChatStream, ChatClient, ChatStream
-from .config import DEFAULT_API_VERSION, ChatParams, ClientOptions, RetryPolicy
-from .errors import (
-    APIConnectionError,
-    APIStatusError,
-    APITimeoutError,
-    AuthenticationError,
-    AzureMLChatError,
-    BadRequestError,
-    ClientClosedError,
-    ConfigurationError,
-    InvalidRequestError,
-    ModelError,
-    NotFoundError,
-    PermissionDeniedError,
-    RateLimitError,
-    ResponseFormatError,
-    ServerError,
-    StreamError,
-    StructuredOutputError,
-)
-from .formatters import (
-    ChatFormatter,
-    LlamaChatFormatter,
-    MistralChatFormatter,
-    OpenAIChatFormatter,
-    PhiChatFormatter,
-    TextGenerationFormatter,
-    available_formatters,
-    family_for_model,
-    get_formatter,
-    register_formatter,
-)
-from .hooks import AttemptInfo, CallInfo, CallResult, ChatHooks
-from .messages import (
-    ChatResponse,
-    Choice,
-    ImagePart,
-    Message,
-    ModelInfo,
-    RateLimit,
-    StreamChunk,
-    TextPart,
-    TokenLogprob,
-    ToolCall,
-    ToolCallDelta,
-    TopLogprob,
-    Usage,
-)
 
 if TYPE_CHECKING:
+    from .client import AsyncChatClient, AsyncChatStream, ChatClient, ChatStream
+    from .config import DEFAULT_API_VERSION, ChatParams, ClientOptions, RetryPolicy
+    from .errors import (
+        APIConnectionError,
+        APIStatusError,
+        APITimeoutError,
+        AuthenticationError,
+        AzureMLChatError,
+        BadRequestError,
+        ClientClosedError,
+        ConfigurationError,
+        InvalidRequestError,
+        ModelError,
+        NotFoundError,
+        PermissionDeniedError,
+        RateLimitError,
+        ResponseFormatError,
+        ServerError,
+        StreamError,
+        StructuredOutputError,
+    )
+    from .formatters import (
+        ChatFormatter,
+        LlamaChatFormatter,
+        MistralChatFormatter,
+        OpenAIChatFormatter,
+        PhiChatFormatter,
+        TextGenerationFormatter,
+        available_formatters,
+        family_for_model,
+        get_formatter,
+        register_formatter,
+    )
+    from .hooks import AttemptInfo, CallInfo, CallResult, ChatHooks
+    from .messages import (
+        ChatResponse,
+        Choice,
+        ImagePart,
+        Message,
+        ModelInfo,
+        RateLimit,
+        StreamChunk,
+        TextPart,
+        TokenLogprob,
+        ToolCall,
+        ToolCallDelta,
+        TopLogprob,
+        Usage,
+    )
     from .structured import json_schema, parse_structured, response_format_for
     from .tools import aexecute_tool_calls, execute_tool_calls, tool_schema, tools_to_wire
 
-# Structured output and tool helpers load on first use: they pull in cattrs, which would
-# otherwise double the cost of ``import azml_chat`` (see docs/benchmarks.md).
-_LAZY = dict.fromkeys(["json_schema", "parse_structured", "response_format_for"], ".structured") | dict.fromkeys(
-    ["aexecute_tool_calls", "execute_tool_calls", "tool_schema", "tools_to_wire"], ".tools"
-)
+_log.configure_logging()  # a NullHandler; AZML_CHAT_LOG=debug prints the package's lines to stderr
+
+# Every public name loads on first use (PEP 562), so ``import azml_chat`` (and the pytest
+# plugin inside it) costs nothing until a name is used; ``from azml_chat import ChatClient``
+# loads the client and what it needs, no more.
+_SOURCES = {
+    ".client": ["AsyncChatClient", "AsyncChatStream", "ChatClient", "ChatStream"],
+    ".config": ["DEFAULT_API_VERSION", "ChatParams", "ClientOptions", "RetryPolicy"],
+    ".errors": [
+        "APIConnectionError",
+        "APIStatusError",
+        "APITimeoutError",
+        "AuthenticationError",
+        "AzureMLChatError",
+        "BadRequestError",
+        "ClientClosedError",
+        "ConfigurationError",
+        "InvalidRequestError",
+        "ModelError",
+        "NotFoundError",
+        "PermissionDeniedError",
+        "RateLimitError",
+        "ResponseFormatError",
+        "ServerError",
+        "StreamError",
+        "StructuredOutputError",
+    ],
+    ".formatters": [
+        "ChatFormatter",
+        "LlamaChatFormatter",
+        "MistralChatFormatter",
+        "OpenAIChatFormatter",
+        "PhiChatFormatter",
+        "TextGenerationFormatter",
+        "available_formatters",
+        "family_for_model",
+        "get_formatter",
+        "register_formatter",
+    ],
+    ".hooks": ["AttemptInfo", "CallInfo", "CallResult", "ChatHooks"],
+    ".messages": [
+        "ChatResponse",
+        "Choice",
+        "ImagePart",
+        "Message",
+        "ModelInfo",
+        "RateLimit",
+        "StreamChunk",
+        "TextPart",
+        "TokenLogprob",
+        "ToolCall",
+        "ToolCallDelta",
+        "TopLogprob",
+        "Usage",
+    ],
+    ".structured": ["json_schema", "parse_structured", "response_format_for"],
+    ".tools": ["aexecute_tool_calls", "execute_tool_calls", "tool_schema", "tools_to_wire"],
+}
+_LAZY = {name: module for module, names in _SOURCES.items() for name in names}
 
 
 def __getattr__(name: str) -> Any:
@@ -191,6 +246,7 @@ Submodules
     azml_chat.structured, azml_chat.tools   the schema and tool helpers in full
     azml_chat.testing                       LocalEndpoint, an embedded endpoint for tests
     azml_chat.langchain                     LangChain chat model and LLM (needs langchain-core)
+    azml_chat.otel                          OpenTelemetry GenAI spans and metrics (needs opentelemetry-api)
 
 __version__ is the installed version.
 """

@@ -36,6 +36,8 @@ from urllib.parse import SplitResult, parse_qsl, quote, urlencode, urlsplit, url
 import attrs
 
 from .errors import ConfigurationError, InvalidRequestError
+from .formatters import ChatFormatter, get_formatter
+from .hooks import ChatHooks, check_hooks
 
 __all__ = [
     "DEFAULT_API_VERSION",
@@ -378,7 +380,7 @@ class ClientSettings:
     """
 
     endpoint: Endpoint
-    formatter: Any  # ChatFormatter (typed loosely here: formatters import nothing from config)
+    formatter: ChatFormatter
     api_key: Any = attrs.field(default=None, repr=False)
     credential: Any = attrs.field(default=None, repr=False)
     credential_scope: str | None = None
@@ -393,7 +395,7 @@ class ClientSettings:
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
     max_concurrency: int | None = None
     extra_parameters: ExtraParameters | None = None
-    hooks: tuple[Any, ...] = ()
+    hooks: tuple[ChatHooks, ...] = ()
 
     @property
     def key(self) -> str | None:
@@ -422,9 +424,6 @@ class ClientSettings:
         )
         max_response_bytes = get("max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES)
         headers, deployment_name = get("headers"), get("deployment_name")
-        from .formatters import get_formatter  # formatters import config's neighbours, not config
-        from .hooks import check_hooks
-
         env = settings_from_env()
         if endpoint_url is None:
             endpoint_url = env.get("endpoint_url")

@@ -15,7 +15,7 @@ from azml_chat.testing import LocalEndpoint
 
 # Our own plugin loads here rather than through its pytest11 entry point (disabled in
 # pyproject's addopts), so that coverage is already measuring when azml_chat is imported.
-pytest_plugins = ["azml_chat.testing.pytest_plugin"]
+pytest_plugins = ["azml_chat.testing.pytest_plugin", "pytester"]
 
 
 @pytest.fixture(autouse=True)

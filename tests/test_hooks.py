@@ -114,3 +114,14 @@ def test_default_hooks_reach_new_clients_only(endpoint: LocalEndpoint) -> None:
     assert hooks.kinds() == ["start", "attempt", "end"]
     with pytest.raises(TypeError, match="ChatHooks"):
         ChatClient(endpoint.url, api_key=API_KEY, hooks=[object()])  # type: ignore[list-item]
+
+
+def test_the_langchain_model_passes_its_hooks(endpoint: LocalEndpoint) -> None:
+    pytest.importorskip("langchain_core")
+    from azml_chat.langchain import AzureMLChatOnlineEndpoint
+
+    hooks = Recorder()
+    model = AzureMLChatOnlineEndpoint(endpoint_url=endpoint.url, endpoint_api_key=API_KEY, hooks=[hooks])
+    assert model.invoke("hello").content == "hello"
+    assert hooks.kinds() == ["start", "attempt", "end"]
+    assert model.model_copy().hooks == [hooks]

@@ -25,6 +25,7 @@ from azml_chat.testing import (
 )
 
 AUTH = {"api-key": "test-key"}
+BEARER = {"authorization": "Bearer test-key"}  # managed online (dedicated) endpoints read only this one
 PASS = {**AUTH, "extra-parameters": "pass-through"}
 Factory = Callable[..., LocalEndpoint]
 
@@ -109,11 +110,12 @@ def test_serverless_routes(client: httpx.Client, path: str, query: dict[str, str
     assert "azureml-model-deployment" not in r.headers
 
 
-@pytest.mark.parametrize("path", ["/chat/completions", "/models/chat/completions"])
-def test_api_version_required(client: httpx.Client, path: str) -> None:
-    r = client.post(path, json=chat())
+def test_api_version_required_on_models_route_only(client: httpx.Client) -> None:
+    r = client.post("/models/chat/completions", json=chat())
     assert r.status_code == 400
     assert r.json()["error"]["code"] == "MissingApiVersionParameter"
+    # serverless /chat/completions takes api-version but does not need it (protocol section 8)
+    assert client.post("/chat/completions", json=chat()).status_code == 200
 
 
 def test_request_ids(client: httpx.Client) -> None:
@@ -176,7 +178,7 @@ def test_unknown_path_and_wrong_method(client: httpx.Client) -> None:
 def test_deployments(azml_endpoint_factory: Factory) -> None:
     ep = azml_endpoint_factory(kind="dedicated", deployments=["blue", "green"])
     assert ep.url == ep.base_url + "/score"
-    with httpx.Client(headers=AUTH) as c:
+    with httpx.Client(headers=BEARER) as c:
         r = c.post(ep.url, json=score({"role": "user", "content": "x"}))
         assert r.headers["azureml-model-deployment"] == "blue"
         r = c.post(ep.url, json=score(), headers={"azureml-model-deployment": "green"})
@@ -361,7 +363,7 @@ def test_stream_without_usage(client: httpx.Client) -> None:
         assert "content-length" not in r.headers
         raw = r.read().decode()
     blocks = sse_blocks(raw)
-    assert blocks[0] == ": ping"
+    assert all(b.startswith("data: ") for b in blocks)  # no comment lines, as on Azure
     assert blocks[-1] == "data: [DONE]"
     chunks = sse_chunks(raw)
     assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
@@ -370,6 +372,16 @@ def test_stream_without_usage(client: httpx.Client) -> None:
     assert len(chunks) > 5  # streamed word by word
     assert chunks[-1]["choices"][0] == {"index": 0, "delta": {}, "finish_reason": "stop"}
     assert all(c["choices"] for c in chunks)
+
+
+def test_stream_comment_lines_on_request(azml_endpoint_factory: Factory) -> None:
+    ep = azml_endpoint_factory(sse_comments=True)
+    raw = httpx.post(ep.url, json=chat("a b", stream=True), headers=AUTH).text
+    blocks = sse_blocks(raw)
+    assert (blocks[0], blocks[-2], blocks[-1]) == (": ping", ": ping", "data: [DONE]")
+    assert content_of(sse_chunks(raw)) == "a b"
+    ep.sse_comments = False
+    assert ": ping" not in httpx.post(ep.url, json=chat("a b", stream=True), headers=AUTH).text
 
 
 def test_stream_with_usage(client: httpx.Client) -> None:
@@ -439,15 +451,15 @@ def test_dedicated_shapes(azml_endpoint_factory: Factory, kwargs: dict[str, Any]
 
 def test_dedicated_double_encoded_and_openai(azml_endpoint_factory: Factory) -> None:
     ep = azml_endpoint_factory(kind="dedicated", reply_shape="double_encoded")
-    r = httpx.post(ep.url, json=score(USER), headers=AUTH)
+    r = httpx.post(ep.url, json=score(USER), headers=BEARER)
     assert isinstance(r.json(), str)
     assert json.loads(r.json()) == {"output": USER["content"]}
     ep = azml_endpoint_factory(kind="dedicated", reply_shape="openai")
-    body = httpx.post(ep.url, json=score(USER), headers=AUTH).json()
+    body = httpx.post(ep.url, json=score(USER), headers=BEARER).json()
     assert body["object"] == "chat.completion"
     assert body["choices"][0]["message"]["content"] == USER["content"]
     ep = azml_endpoint_factory(kind="dedicated", family="openai", model_name="m")
-    r = httpx.post(ep.url, json=chat("x", logprobs=True, stream=True), headers=AUTH)  # no extras check
+    r = httpx.post(ep.url, json=chat("x", logprobs=True, stream=True), headers=BEARER)  # no extras check
     assert r.headers["content-type"] == "application/json"  # no streaming on /score
     assert r.json()["choices"][0]["message"]["content"] == "x"
     assert r.json()["model"] == "m"
@@ -461,14 +473,14 @@ def test_dedicated_params_seen_by_responder(azml_endpoint_factory: Factory) -> N
         return "ok"
 
     ep = azml_endpoint_factory(kind="dedicated", responder=responder)
-    httpx.post(ep.url, json=score(USER, max_new_tokens=5, do_sample=True), headers=AUTH)
-    httpx.post(ep.url, json={"inputs": {"input_string": [USER]}, "parameters": {"top_p": 0.9}}, headers=AUTH)
+    httpx.post(ep.url, json=score(USER, max_new_tokens=5, do_sample=True), headers=BEARER)
+    httpx.post(ep.url, json={"inputs": {"input_string": [USER]}, "parameters": {"top_p": 0.9}}, headers=BEARER)
     assert [t.params for t in turns] == [{"max_new_tokens": 5, "do_sample": True}, {"top_p": 0.9}]
     assert turns[0].messages == [USER]
     assert turns[0].route == "dedicated"
     assert turns[0].request.path == "/score"
     ep2 = azml_endpoint_factory(kind="dedicated", family="text-generation", responder=responder)
-    httpx.post(ep2.url, json=score("p1"), headers=AUTH)
+    httpx.post(ep2.url, json=score("p1"), headers=BEARER)
     assert turns[-1].messages == [{"role": "user", "content": "p1"}]
 
 
@@ -489,10 +501,10 @@ def test_dedicated_params_seen_by_responder(azml_endpoint_factory: Factory) -> N
 )
 def test_dedicated_validation(azml_endpoint_factory: Factory, family: str, body: Any) -> None:
     ep = azml_endpoint_factory(kind="dedicated", family=family)
-    r = httpx.post(ep.url, json=body, headers=AUTH)
+    r = httpx.post(ep.url, json=body, headers=BEARER)
     assert r.status_code == 400
     assert set(r.json()) == {"message"}
-    assert httpx.post(ep.url, content=b"{oops", headers=AUTH).status_code == 400
+    assert httpx.post(ep.url, content=b"{oops", headers=BEARER).status_code == 400
 
 
 def test_constructor_validation() -> None:
@@ -763,7 +775,8 @@ def test_plugin_fixtures(azml_endpoint: LocalEndpoint, azml_endpoint_factory: Fa
     a = azml_endpoint_factory(kind="dedicated", api_key="k1")
     b = azml_endpoint_factory(model_name="other")
     assert len({azml_endpoint.port, a.port, b.port}) == 3
-    assert httpx.post(a.url, json=score(USER), headers={"api-key": "k1"}).json() == {"output": USER["content"]}
+    reply = httpx.post(a.url, json=score(USER), headers={"authorization": "Bearer k1"})
+    assert reply.json() == {"output": USER["content"]}
     assert httpx.get(b.base_url + "/info", headers=AUTH).json()["model_name"] == "other"
 
 
@@ -790,7 +803,7 @@ def test_thread_mode_lifecycle() -> None:
 def test_thread_mode_trio_backend() -> None:
     ep = LocalEndpoint(kind="dedicated").start(backend="trio")
     try:
-        assert httpx.post(ep.url, json=score(USER), headers=AUTH).json() == {"output": USER["content"]}
+        assert httpx.post(ep.url, json=score(USER), headers=BEARER).json() == {"output": USER["content"]}
     finally:
         ep.stop()
 
@@ -929,7 +942,7 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
 async def test_async_mode_under_anyio_plugin(anyio_backend: str) -> None:
     async with LocalEndpoint(kind="dedicated", family="text-generation") as ep:
         assert ep.url.endswith("/score")
-        async with httpx.AsyncClient(headers=AUTH) as c:
+        async with httpx.AsyncClient(headers=BEARER) as c:
             r = await c.post(ep.url, json=score("prompt"))
             assert r.json() == [{"0": "prompt"}]
         with pytest.raises(RuntimeError, match="already running"):

@@ -21,8 +21,9 @@ from hypothesis import strategies as st
 from support import API_KEY, TLS_CONTEXT
 
 from azml_chat import AsyncChatClient, AzureMLChatError, ChatClient, InvalidRequestError, RetryPolicy
-from azml_chat._core import StreamState, parse_retry_after
+from azml_chat._core import parse_retry_after
 from azml_chat._sse import ServerSentEvent, SSEDecoder
+from azml_chat._stream import StreamState
 from azml_chat.config import Route, parse_endpoint, settings_from_env
 from azml_chat.testing import LocalEndpoint
 

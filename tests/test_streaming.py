@@ -13,7 +13,7 @@ import httpx
 import pytest
 from support import API_KEY, MODES, mode_param, settings, stream, with_client
 
-import azml_chat._core
+import azml_chat._stream
 from azml_chat import (
     AsyncChatClient,
     ChatClient,
@@ -21,8 +21,8 @@ from azml_chat import (
     StreamError,
     ToolCall,
 )
-from azml_chat._core import StreamState
 from azml_chat._sse import ServerSentEvent, SSEDecoder
+from azml_chat._stream import StreamState
 from azml_chat.testing import ChatTurn, Fault, LocalEndpoint, ScriptedReply
 
 TOOL_CALLS = [
@@ -130,7 +130,7 @@ class CountingDecoder(SSEDecoder):
 
 @mode_param
 def test_trickled_one_byte_at_a_time_over_http(mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(azml_chat._core, "SSEDecoder", CountingDecoder)
+    monkeypatch.setattr(azml_chat._stream, "SSEDecoder", CountingDecoder)
     with LocalEndpoint(api_key=API_KEY, responder=lambda turn: SHORT, model_name="m") as short:
         whole_chunks, whole = stream(mode, short.url, "hi", stream_options={"include_usage": True})
         CountingDecoder.feeds = []

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import weakref
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from typing import Any, ClassVar, NamedTuple, Self, TypedDict
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
@@ -14,7 +14,7 @@ from langchain_core.language_models import LangSmithParams
 from langchain_core.utils import from_env, secret_from_env
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator
 
-from azml_chat import AsyncChatClient, ChatClient, RetryPolicy
+from azml_chat import AsyncChatClient, ChatClient, ChatHooks, RetryPolicy
 from azml_chat.config import Endpoint, parse_endpoint
 from azml_chat.errors import ConfigurationError, InvalidRequestError
 from azml_chat.formatters import ChatFormatter
@@ -61,6 +61,7 @@ class ClientArgs(TypedDict):
     retry_policy: RetryPolicy | None
     credential: Any
     api_version: str | None
+    hooks: Sequence[ChatHooks] | None
 
 
 def _loop_key() -> object:
@@ -200,6 +201,9 @@ class AzureMLBaseEndpoint(BaseModel):
     """An Azure Entra ID credential (``azure.identity``) instead of a key."""
     retry_policy: RetryPolicy | None = Field(default=None, exclude=True)
     """Backoff between retries (default: :class:`azml_chat.RetryPolicy`)."""
+    hooks: Sequence[ChatHooks] | None = Field(default=None, exclude=True)
+    """:class:`azml_chat.ChatHooks` told about every call and attempt (e.g.
+    ``azml_chat.otel.OpenTelemetryHooks()``), besides the defaults of ``instrument()``."""
 
     _clients: Clients = PrivateAttr(default_factory=Clients)
     #: Whether the model sends one text prompt per call (the LLM class) rather than a chat.
@@ -306,6 +310,34 @@ class AzureMLBaseEndpoint(BaseModel):
         url = self._settings().endpoint.url
         return self.model_name or self.deployment_name or url.split("//", 1)[-1].split(".", 1)[0]
 
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {
+            "endpoint_url": self.endpoint_url,
+            "endpoint_api_type": self._settings().endpoint.api_type,
+            "deployment_name": self.deployment_name,
+            "model_name": self.model_name,
+            "model_kwargs": self._default_params(),
+        }
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        return self._tracing_params("llm" if self._takes_prompts else "chat", stop, kwargs)
+
+    @classmethod
+    def is_lc_serializable(cls) -> bool:
+        """``langchain_core.load.dumpd`` serializes the settings (the key as a secret reference)."""
+        return True
+
+    @classmethod
+    def get_lc_namespace(cls) -> list[str]:
+        """The import path ``langchain_core.load`` uses: ``azml_chat.langchain``."""
+        return ["azml_chat", "langchain"]
+
+    @property
+    def lc_secrets(self) -> dict[str, str]:
+        """The key is serialized as a reference to ``AZUREML_ENDPOINT_API_KEY``, never its value."""
+        return {"endpoint_api_key": "AZUREML_ENDPOINT_API_KEY"}
+
     def _tracing_params(self, model_type: str, stop: list[str] | None, kwargs: Mapping[str, Any]) -> LangSmithParams:
         """LangSmith's standard tracing parameters (``ls_provider``, ``ls_model_name``, ...)."""
         defaults = {**self._default_params(), **kwargs}
@@ -342,6 +374,7 @@ class AzureMLBaseEndpoint(BaseModel):
             retry_policy=self.retry_policy,
             credential=self.credential,
             api_version=self.api_version,
+            hooks=self.hooks,
         )
 
     def _sync_client(self) -> ChatClient:

@@ -8,7 +8,7 @@ from operator import itemgetter
 from typing import Any, Literal
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
@@ -98,34 +98,6 @@ class AzureMLChatOnlineEndpoint(AzureMLBaseEndpoint, BaseChatModel):
     @property
     def _llm_type(self) -> str:
         return "azureml_chat_endpoint"
-
-    @property
-    def _identifying_params(self) -> dict[str, Any]:
-        return {
-            "endpoint_url": self.endpoint_url,
-            "endpoint_api_type": self._settings().endpoint.api_type,
-            "deployment_name": self.deployment_name,
-            "model_name": self.model_name,
-            "model_kwargs": self._default_params(),
-        }
-
-    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
-        return self._tracing_params("chat", stop, kwargs)
-
-    @classmethod
-    def is_lc_serializable(cls) -> bool:
-        """``langchain_core.load.dumpd`` serializes the settings (the key as a secret reference)."""
-        return True
-
-    @classmethod
-    def get_lc_namespace(cls) -> list[str]:
-        """The import path ``langchain_core.load`` uses: ``azml_chat.langchain``."""
-        return ["azml_chat", "langchain"]
-
-    @property
-    def lc_secrets(self) -> dict[str, str]:
-        """The key is serialized as a reference to ``AZUREML_ENDPOINT_API_KEY``, never its value."""
-        return {"endpoint_api_key": "AZUREML_ENDPOINT_API_KEY"}
 
     # --- calls --------------------------------------------------------------------------
 

@@ -1,21 +1,31 @@
-"""The request handlers of the local endpoint: routing, auth, validation and reply bodies."""
+"""The request handlers of the local endpoint: routing, auth, validation and reply bodies.
+
+``ChatApp`` answers one parsed request with one ``Reply``; it knows nothing of sockets,
+faults or threads (the server in ``_server`` does).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
-import http
 import inspect
 import json
+import logging
 import math
 import re
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-import attrs
+import anyio
 
-from ._models import ChatTurn, Fault, RecordedRequest, Responder, ScriptedReply, message_text
+from ._capacity import Capacity, Rejection
+from ._models import ChatTurn, RecordedRequest, Responder, ScriptedReply, echo_responder, message_text
+from ._reply import HTTPError, Reply, azure_error, json_bytes, json_reply, openai_error
+from ._routes import KINDS, Route, find_route
+
+logger = logging.getLogger("azml_chat.testing")
 
 CHAT_FAMILIES = frozenset({"llama", "hf", "phi", "mistral"})
 FAMILIES = CHAT_FAMILIES | {"openai", "text-generation"}
@@ -38,6 +48,36 @@ STANDARD_KEYS = frozenset(
     }
 )
 ROLES = ("system", "user", "assistant", "tool", "developer")
+AZURE_ML_KINDS = ("serverless", "dedicated")
+#: Body keys the OpenAI chat completions API (Azure OpenAI, /openai/v1) knows; others get 400.
+OPENAI_KEYS = STANDARD_KEYS | {
+    "audio",
+    "data_sources",
+    "function_call",
+    "functions",
+    "logit_bias",
+    "logprobs",
+    "max_completion_tokens",
+    "metadata",
+    "modalities",
+    "n",
+    "parallel_tool_calls",
+    "prediction",
+    "prompt_cache_key",
+    "reasoning_effort",
+    "safety_identifier",
+    "service_tier",
+    "store",
+    "stream_options",
+    "top_logprobs",
+    "user",
+    "user_security_context",
+    "verbosity",
+    "web_search_options",
+}
+API_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}(-preview)?")
+DEPLOYMENT_PATH = re.compile(r"/openai/deployments/([^/]+)/chat/completions")
+JSON_SCHEMA_SINCE = "2024-08-01"  #: Azure OpenAI api-versions from this date accept json_schema
 
 
 def _is_number(v: Any) -> bool:
@@ -67,68 +107,6 @@ _FIELD_TYPES: dict[str, tuple[Callable[[Any], bool], str, str]] = {
     "tool_choice": (lambda v: isinstance(v, str | dict), "union_type", "Input should be str/dict"),
     "model": (lambda v: isinstance(v, str), "string_type", "Input should be a valid string"),
 }
-
-
-def json_bytes(obj: Any) -> bytes:
-    """Compact UTF-8 JSON."""
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-@attrs.define
-class Reply:
-    """A response before it is put on the wire; ``events`` makes it an SSE stream."""
-
-    status: int
-    body: bytes = b""
-    content_type: str = "application/json"
-    headers: dict[str, str] = attrs.field(factory=dict)
-    events: list[bytes] | None = None
-    split: int = 0  #: events before this index go out before a stream error / mid-stream drop
-
-
-class HTTPError(Exception):
-    """Raised by handlers to answer with an error reply."""
-
-    def __init__(self, reply: Reply) -> None:
-        super().__init__(reply.status)
-        self.reply = reply
-
-
-def json_reply(status: int, obj: Any, **headers: str) -> Reply:
-    """A JSON reply."""
-    return Reply(status, json_bytes(obj), headers={k.replace("_", "-"): v for k, v in headers.items()})
-
-
-def azure_error(status: int, code: str, message: str) -> Reply:
-    """An Azure AI inference API style error: ``{"error": {"code", "message"}}``."""
-    return json_reply(status, {"error": {"code": code, "message": message}}, x_ms_error_code=code)
-
-
-def reason_phrase(status: int) -> str:
-    """The standard reason phrase of a status code ("" if unknown)."""
-    try:
-        return http.HTTPStatus(status).phrase
-    except ValueError:
-        return ""
-
-
-def fault_reply(fault: Fault) -> Reply:
-    """The reply a status/body fault sends instead of the normal one."""
-    if fault.body is None:
-        phrase = reason_phrase(fault.status) or "Error"
-        code = phrase.replace(" ", "").replace("-", "")
-        reply = azure_error(fault.status, code, f"Simulated {fault.status} {phrase} (fault).")
-    elif isinstance(fault.body, bytes):
-        reply = Reply(fault.status, fault.body)
-    elif isinstance(fault.body, str):
-        reply = Reply(fault.status, fault.body.encode())
-    else:
-        reply = Reply(fault.status, json_bytes(fault.body))
-    if fault.content_type is not None:
-        reply.content_type = fault.content_type
-    if fault.status < 200 or fault.status in (204, 304):
-        reply.body = b""
-    return reply
 
 
 class _Invalid(Exception):
@@ -190,64 +168,182 @@ def _tool_calls(calls: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     return out
 
 
-class Handlers:
-    """Route handlers; ``LocalEndpoint`` inherits them and holds the configuration."""
+@dataclasses.dataclass(frozen=True)
+class Call:
+    """A request on its way through the app: the route it matched and the path's values."""
 
-    family: str
-    reply_shape: str
-    api_key: str | None
-    token_validator: Callable[[str], bool] | None
-    deployments: Sequence[str] | None
-    model_name: str
-    responder: Responder
+    req: RecordedRequest
+    route: Route
+    values: dict[str, str]  #: named parts of the path (``deployment``, ``project``)
+
+
+class ChatApp:
+    """The endpoint's behaviour: routes, auth, validation and reply bodies (no I/O).
+
+    ``LocalEndpoint`` holds one and forwards its settings to it; the settings may be
+    changed between requests. See ``LocalEndpoint`` for what each setting means.
+    """
+
+    def __init__(
+        self,
+        *,
+        kind: str = "serverless",
+        family: str = "llama",
+        reply_shape: str | None = None,
+        api_key: str | None = "test-key",
+        token_validator: Callable[[str], bool] | None = None,
+        deployments: Sequence[str] | None = None,
+        model_name: str = "local-model",
+        responder: Responder | None = None,
+        sse_comments: bool = False,
+        limits: Capacity | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        if kind not in KINDS:  # checked here: the route table is keyed by kind
+            raise ValueError(f"kind must be one of {', '.join(map(repr, KINDS))}, not {kind!r}")
+        if family not in FAMILIES:
+            raise ValueError(f"unknown family {family!r}; expected one of {sorted(FAMILIES)}")
+        if reply_shape is None:
+            reply_shape = "output" if family in CHAT_FAMILIES else "openai"
+            reply_shape = "list0" if family == "text-generation" else reply_shape
+        if reply_shape not in REPLY_SHAPES:
+            raise ValueError(f"unknown reply_shape {reply_shape!r}; one of {sorted(REPLY_SHAPES)}")
+        self.kind = kind
+        self.family = family
+        self.reply_shape = reply_shape
+        self.api_key = api_key
+        self.token_validator = token_validator
+        self.deployments: list[str] | None = list(deployments) if deployments is not None else None
+        self.model_name = model_name
+        self.responder: Responder = responder or echo_responder
+        self.sse_comments = sse_comments
+        self.limits = limits or Capacity()
+        self.clock: Callable[[], float] = clock or anyio.current_time
 
     async def handle(self, req: RecordedRequest) -> Reply:
-        """Answer one request (never raises ``HTTPError``)."""
-        routes: dict[str, tuple[str, Callable[[RecordedRequest], Any]]] = {
-            "/": ("GET", self._health),
-            "/score": ("POST", self._score),
-            "/v1/chat/completions": ("POST", self._chat),
-            "/chat/completions": ("POST", self._chat_versioned),
-            "/models/chat/completions": ("POST", self._chat_versioned),
-            "/info": ("GET", self._info),
-            "/models/info": ("GET", self._info),
-        }
-        if req.path not in routes:
-            return azure_error(404, "NotFound", f"Resource not found: {req.path}")
-        method, handler = routes[req.path]
-        if req.method != method:
-            reply = azure_error(405, "MethodNotAllowed", f"Method {req.method} not allowed.")
-            reply.headers["allow"] = method
-            return reply
+        """Answer one request; never raises (a failing responder gives a 500 reply).
+
+        A request to a model route holds a capacity slot until the server calls the
+        reply's ``on_sent``; a cancelled one gives its slot back here.
+        """
+        found = find_route(self.kind, req.method, req.path)
+        if isinstance(found, Reply):
+            return found
+        route, values = found
+        call = Call(req, route, values)
+        if route.handler != "health":
+            try:
+                self._check_auth(call)
+                self._check_api_version(call)
+                if self.kind in AZURE_ML_KINDS:
+                    self._check_deployment(req)
+            except HTTPError as exc:
+                return exc.reply
+        if route.uses_model:
+            return await self._admitted(call)
+        return await self._answer(call)
+
+    async def _admitted(self, call: Call) -> Reply:
+        """Run a model request within the capacity model: 429 when full, else a held slot."""
+        limits = self.limits
+        now = self.clock()
+        rejection = limits.admit(now)
+        if rejection is not None:
+            return too_many_requests(rejection)
         try:
-            if req.path != "/":
-                self._check_auth(req)
-                self._check_deployment(req)
-            result: Reply = await handler(req)
+            reply = await self._answer(call)
+        except BaseException:  # cancelled while served: the reply will never be sent
+            limits.release()
+            raise
+        reply.on_sent = limits.release
+        remaining = limits.remaining()
+        if remaining is not None:
+            reply.headers["x-ratelimit-limit-requests"] = str(limits.window_budget)
+            reply.headers["x-ratelimit-remaining-requests"] = str(remaining)
+        return reply
+
+    async def _answer(self, call: Call) -> Reply:
+        handlers: dict[str, Callable[[Call], Awaitable[Reply]]] = {
+            "health": self._health,
+            "score": self._score,
+            "chat": self._chat,
+            "info": self._info,
+            "models": self._models,
+        }
+        try:
+            return await handlers[call.route.handler](call)
         except HTTPError as exc:
             return exc.reply
-        return result
+        except Exception as exc:  # a responder failed: the Azure ML inference server's answer
+            logger.exception("LocalEndpoint responder failed")
+            msg = f"An unexpected error occurred in scoring script: {exc!r}"
+            return json_reply(500, {"message": msg})
+
+    def reply_headers(self, req: RecordedRequest) -> dict[str, str]:
+        """Headers every reply to ``req`` carries, fault replies included: request ids, deployment."""
+        request_id = str(uuid.uuid4())
+        headers = {"x-request-id": request_id, "x-ms-request-id": request_id}
+        if self.kind not in AZURE_ML_KINDS:
+            headers["apim-request-id"] = request_id
+        if "x-ms-client-request-id" in req.headers:
+            headers["x-ms-client-request-id"] = req.headers["x-ms-client-request-id"]
+        if self.kind == "dedicated" or (self.kind == "serverless" and req.path == "/score"):
+            headers["azureml-model-deployment"] = self.deployment_for(req)
+        return headers
+
+    def deployment_name(self, req: RecordedRequest) -> str | None:
+        """The deployment (or model) a request is for, as the access log shows it."""
+        if self.kind == "dedicated" or (self.kind == "serverless" and req.path == "/score"):
+            return self.deployment_for(req)
+        in_path = DEPLOYMENT_PATH.fullmatch(req.path)
+        if in_path is not None:
+            return in_path.group(1)
+        model = req.json.get("model") if isinstance(req.json, dict) else None
+        return model if isinstance(model, str) else None
 
     def deployment_for(self, req: RecordedRequest) -> str:
         """The deployment that answers ``req`` (the requested one, or the first/"default")."""
         requested = req.headers.get("azureml-model-deployment")
         return requested or (self.deployments[0] if self.deployments else "default")
 
-    def _check_auth(self, req: RecordedRequest) -> None:
+    def _check_auth(self, call: Call) -> None:
         if self.api_key is None and self.token_validator is None:
             return
+        keys = call.route.keys
+        req = call.req
         key = req.headers.get("api-key")
         scheme, _, token = req.headers.get("authorization", "").partition(" ")
         token = token.strip() if scheme.lower() == "bearer" else ""
-        for candidate in (key, token):
+        offered = [key if "api-key" in keys else None, token if "bearer" in keys else None]
+        for candidate in offered:
             if candidate and self.api_key and hmac.compare_digest(candidate, self.api_key):
                 return
         if token and self.token_validator is not None and self.token_validator(token):
             return
-        what = "missing" if key is None and not token else "invalid"
-        reply = azure_error(401, "Unauthorized", f"Access denied: {what} key or token.")
+        if self.kind in AZURE_ML_KINDS:
+            what = "missing" if key is None and not token else "invalid"
+            reply = azure_error(401, "Unauthorized", f"Access denied: {what} key or token.")
+        else:  # the Azure AI services / Azure OpenAI gateway's answer
+            msg = (
+                "Access denied due to invalid subscription key or wrong API endpoint. Make sure to "
+                "provide a valid key for an active subscription and use a correct regional API "
+                "endpoint for your resource."
+            )
+            reply = azure_error(401, "401", msg)
         reply.headers["www-authenticate"] = "Bearer"
         raise HTTPError(reply)
+
+    def _check_api_version(self, call: Call) -> None:
+        rule, version = call.route.api_version, call.req.query.get("api-version")
+        if rule == "required" and version is None:
+            msg = "The api-version query parameter (?api-version=) is required for all requests."
+            raise HTTPError(azure_error(400, "MissingApiVersionParameter", msg))
+        if rule == "rejected" and version is not None:
+            msg = "api-version query parameter is not allowed when using /v1 path"
+            raise HTTPError(openai_error(400, msg, code="BadRequest", param="api-version"))
+        if call.route.strict_version and version is not None and not API_VERSION.fullmatch(version):
+            msg = f"Unsupported api-version {version!r}: use a date such as 2024-10-21 or 2024-08-01-preview."
+            raise HTTPError(azure_error(400, "UnsupportedApiVersion", msg))
 
     def _check_deployment(self, req: RecordedRequest) -> None:
         name = req.headers.get("azureml-model-deployment")
@@ -255,10 +351,32 @@ class Handlers:
             msg = f"No deployment named {name!r}; available: {sorted(self.deployments)}."
             raise HTTPError(azure_error(404, "DeploymentNotFound", msg))
 
-    async def _health(self, req: RecordedRequest) -> Reply:
+    def _check_model(self, call: Call, body: dict[str, Any]) -> str | None:
+        """The model (or Azure OpenAI deployment) the request names; errors where it must and does not."""
+        route, req = call.route, call.req
+        model = call.values.get("deployment") or body.get("model") or req.headers.get("x-ms-model-mesh-model-name")
+        if route.needs_model and not model:
+            if route.dialect == "openai":
+                raise HTTPError(openai_error(400, "you must provide a model parameter", code="missing_model"))
+            msg = (
+                "No model specified in request. Please provide a model name in the request body "
+                "or as a x-ms-model-mesh-model-name header."
+            )
+            raise HTTPError(azure_error(400, "no_model_name", msg))
+        if model and self.kind not in AZURE_ML_KINDS and self.deployments is not None and model not in self.deployments:
+            if route.dialect == "azure":
+                raise HTTPError(azure_error(400, "unknown_model", f"Unknown model: {model}"))
+            msg = (
+                "The API deployment for this resource does not exist. If you created the deployment "
+                "within the last 5 minutes, please wait a moment and try again."
+            )
+            raise HTTPError(azure_error(404, "DeploymentNotFound", msg))
+        return str(model) if model else None
+
+    async def _health(self, call: Call) -> Reply:
         return Reply(200, b"Healthy", "text/plain; charset=utf-8")
 
-    async def _info(self, req: RecordedRequest) -> Reply:
+    async def _info(self, call: Call) -> Reply:
         info = {
             "model_name": self.model_name,
             "model_type": "chat-completion",
@@ -266,7 +384,14 @@ class Handlers:
         }
         return json_reply(200, info)
 
+    async def _models(self, call: Call) -> Reply:
+        """vLLM's ``GET /v1/models``: the one model this container serves."""
+        model = {"id": self.model_name, "object": "model", "created": 0, "owned_by": "vllm"}
+        return json_reply(200, {"object": "list", "data": [model]})
+
     async def _respond(self, turn: ChatTurn) -> ScriptedReply:
+        if self.limits.service_time > 0:
+            await anyio.sleep(self.limits.service_time)
         result = self.responder(turn)
         if inspect.isawaitable(result):
             result = await result
@@ -274,43 +399,72 @@ class Handlers:
             return ScriptedReply(content=result)
         return result
 
-    async def _chat_versioned(self, req: RecordedRequest) -> Reply:
-        if "api-version" not in req.query:
-            msg = "The api-version query parameter (?api-version=) is required for all requests."
-            raise HTTPError(azure_error(400, "MissingApiVersionParameter", msg))
-        return await self._chat(req)
-
-    async def _chat(self, req: RecordedRequest) -> Reply:
+    async def _chat(self, call: Call) -> Reply:
+        req, route = call.req, call.route
         body = req.json
+        openai = route.dialect == "openai"
         if not isinstance(body, dict):
-            raise HTTPError(azure_error(400, "BadRequest", "The body must be a JSON object."))
+            msg = "The body must be a JSON object."
+            raise HTTPError(
+                openai_error(400, msg, code="invalid_json") if openai else azure_error(400, "BadRequest", msg)
+            )
         try:
             messages = _check_openai_body(body)
         except _Invalid as exc:
+            if openai:
+                where = ".".join(str(p) for p in exc.loc)
+                error = openai_error(400, f"Invalid value for '{where}': {exc.msg}", code="invalid_value", param=where)
+                raise HTTPError(error) from None
             detail = {"loc": ["body", *exc.loc], "msg": exc.msg, "type": exc.kind}
             raise HTTPError(json_reply(422, {"detail": [detail]})) from None
+        model = self._check_model(call, body)
         params = {k: v for k, v in body.items() if k != "messages"}
+        params = self._openai_params(call, params) if openai else self._azure_params(req, params)
+        reply = await self._respond(ChatTurn(messages, params, "serverless", req))
+        model = model or self.model_name
+        if body.get("stream"):
+            options = params.get("stream_options")
+            usage = isinstance(options, dict) and options.get("include_usage") is True
+            return _stream_reply(reply, messages, model, usage, comments=self.sse_comments)
+        return json_reply(200, _completion(reply, messages, model))
+
+    def _azure_params(self, req: RecordedRequest, params: dict[str, Any]) -> dict[str, Any]:
+        """The Azure AI model inference rule: non-standard keys need ``extra-parameters``.
+
+        A dedicated endpoint (a vLLM container) takes any key unless told to drop extras.
+        """
         extras = sorted(k for k in params if k not in STANDARD_KEYS)
         mode = req.headers.get("extra-parameters", "error").strip().lower()
         if extras and mode == "drop":
-            params = {k: v for k, v in params.items() if k in STANDARD_KEYS}
-        elif (
-            extras and mode not in ("pass-through", "allow") and getattr(self, "kind", "") != "dedicated"
-        ):  # vLLM takes any key
+            return {k: v for k, v in params.items() if k in STANDARD_KEYS}
+        if extras and mode not in ("pass-through", "allow") and self.kind != "dedicated":  # vLLM takes any key
             msg = (
                 f"Extra parameters {extras} are not allowed when extra-parameters is not set "
                 "or set to be 'error'. Set extra-parameters to 'pass-through' to pass to the model."
             )
             raise HTTPError(azure_error(400, "Invalid input", msg))
-        reply = await self._respond(ChatTurn(messages, params, "serverless", req))
-        model = body.get("model") or self.model_name
-        if body.get("stream"):
-            options = params.get("stream_options")
-            usage = isinstance(options, dict) and options.get("include_usage") is True
-            return _stream_reply(reply, messages, model, usage)
-        return json_reply(200, _completion(reply, messages, model))
+        return params
 
-    async def _score(self, req: RecordedRequest) -> Reply:
+    def _openai_params(self, call: Call, params: dict[str, Any]) -> dict[str, Any]:
+        """The OpenAI rule: unknown keys are refused (no extra-parameters header there)."""
+        unknown = sorted(k for k in params if k not in OPENAI_KEYS)
+        if unknown:
+            msg = f"Unrecognized request argument supplied: {unknown[0]}"
+            raise HTTPError(openai_error(400, msg, code="unrecognized_argument", param=unknown[0]))
+        response_format = params.get("response_format")
+        version = call.req.query.get("api-version")
+        if (
+            isinstance(response_format, dict)
+            and response_format.get("type") == "json_schema"
+            and version is not None
+            and version[:10] < JSON_SCHEMA_SINCE
+        ):
+            msg = "response_format value as json_schema is enabled only for api versions 2024-08-01-preview and later"
+            raise HTTPError(openai_error(400, msg, code="BadRequest", param="response_format"))
+        return params
+
+    async def _score(self, call: Call) -> Reply:
+        req = call.req
         body = req.json
         try:
             if not isinstance(body, dict):
@@ -401,8 +555,10 @@ def _completion(reply: ScriptedReply, messages: list[dict[str, Any]], model: str
     }
 
 
-def _stream_reply(reply: ScriptedReply, messages: list[dict[str, Any]], model: str, include_usage: bool) -> Reply:
-    """The SSE events of a streamed completion."""
+def _stream_reply(
+    reply: ScriptedReply, messages: list[dict[str, Any]], model: str, include_usage: bool, *, comments: bool
+) -> Reply:
+    """The SSE events of a streamed completion; ``comments``: ``: ping`` lines first and before ``[DONE]``."""
     head: dict[str, Any] = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion.chunk"}
     head |= {"created": int(time.time()), "model": model}
 
@@ -410,7 +566,8 @@ def _stream_reply(reply: ScriptedReply, messages: list[dict[str, Any]], model: s
         choice = {"index": 0, "delta": delta, "finish_reason": finish}
         return b"data: " + json_bytes({**head, "choices": [choice]}) + b"\n\n"
 
-    events = [b": ping\n\n", event({"role": "assistant", "content": ""})]
+    events = [b": ping\n\n"] if comments else []
+    events.append(event({"role": "assistant", "content": ""}))
     body = [event({"reasoning_content": p}) for p in _split_words(reply.reasoning_content or "")]
     body += [event({"content": p}) for p in _split_words(reply.content or "")]
     for i, call in enumerate(_tool_calls(reply.tool_calls)):
@@ -424,13 +581,18 @@ def _stream_reply(reply: ScriptedReply, messages: list[dict[str, Any]], model: s
     if include_usage:
         usage = {**head, "choices": [], "usage": _usage(reply, messages)}
         events.append(b"data: " + json_bytes(usage) + b"\n\n")
+    if comments:
+        events.append(b": ping\n\n")
     events.append(b"data: [DONE]\n\n")
     reply_ = Reply(200, content_type="text/event-stream", events=events, split=split)
     reply_.headers["cache-control"] = "no-cache"
     return reply_
 
 
-def stream_error_event(error: Any) -> bytes:
-    """The ``event: error`` SSE event for a fault's ``stream_error``."""
-    data = error if isinstance(error, bytes) else (error.encode() if isinstance(error, str) else json_bytes(error))
-    return b"event: error\ndata: " + data + b"\n\n"
+def too_many_requests(rejection: Rejection) -> Reply:
+    """The 429 of the capacity model, with ``retry-after`` (seconds) and ``retry-after-ms`` when it has a wait."""
+    reply = azure_error(429, "TooManyRequests", rejection.message)
+    if rejection.retry_after is not None:
+        reply.headers["retry-after"] = str(math.ceil(rejection.retry_after))
+        reply.headers["retry-after-ms"] = str(round(rejection.retry_after * 1000))
+    return reply

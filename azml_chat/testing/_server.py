@@ -5,11 +5,12 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import signal
 import threading
-import uuid
+import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar, overload
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import anyio
@@ -18,23 +19,17 @@ import anyio.from_thread
 import anyio.lowlevel
 import h11
 
-from ._app import (
-    CHAT_FAMILIES,
-    FAMILIES,
-    REPLY_SHAPES,
-    Handlers,
-    Reply,
-    azure_error,
-    fault_reply,
-    json_reply,
-    reason_phrase,
-    stream_error_event,
-)
-from ._models import Fault, RecordedRequest, Responder, echo_responder
+from ._app import ChatApp
+from ._capacity import Capacity, CapacityStats
+from ._faults import Fault, FaultQueue, apply_fault, fault_reply, wire_plan
+from ._models import RecordedRequest, Responder
+from ._reply import Reply, azure_error, json_reply, reason_phrase
 
 __all__ = ["LocalEndpoint"]
 
 logger = logging.getLogger("azml_chat.testing")
+#: One INFO line per request (``azml-chat serve`` shows them); silent unless configured.
+access_log = logging.getLogger("azml_chat.testing.access")
 
 _STREAM_ERRORS = (
     anyio.EndOfStream,
@@ -45,13 +40,59 @@ _STREAM_ERRORS = (
 )
 _LINGER_SECONDS = 2.0
 
+T = TypeVar("T")
 
-class LocalEndpoint(Handlers):
-    """A local HTTP server that behaves like an Azure ML dedicated or serverless chat endpoint.
+
+class _Forwarded(Generic[T]):
+    """A ``LocalEndpoint`` attribute that reads and writes a setting of the objects it holds.
+
+    ``path`` is dotted from the endpoint (default ``app.<attribute name>``).
+    """
+
+    def __init__(self, path: str | None = None) -> None:
+        self.path = path
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        if self.path is None:
+            self.path = f"app.{name}"
+
+    def _holder(self, endpoint: LocalEndpoint) -> tuple[Any, str]:
+        assert self.path is not None
+        *parents, name = self.path.split(".")
+        holder: Any = endpoint
+        for parent in parents:
+            holder = getattr(holder, parent)
+        return holder, name
+
+    @overload
+    def __get__(self, endpoint: None, owner: type) -> _Forwarded[T]: ...
+    @overload
+    def __get__(self, endpoint: LocalEndpoint, owner: type) -> T: ...
+    def __get__(self, endpoint: LocalEndpoint | None, owner: type) -> T | _Forwarded[T]:
+        if endpoint is None:
+            return self
+        holder, name = self._holder(endpoint)
+        value: T = getattr(holder, name)
+        return value
+
+    def __set__(self, endpoint: LocalEndpoint, value: T) -> None:
+        holder, name = self._holder(endpoint)
+        setattr(holder, name, value)
+
+
+class LocalEndpoint:
+    """A local HTTP server that behaves like an Azure chat endpoint of one ``kind``.
 
     Use ``async with LocalEndpoint() as ep`` to serve in the current event loop (asyncio or
     trio), or ``with LocalEndpoint() as ep`` / ``start()``/``stop()`` to serve from a
-    background thread. Every route is served whatever ``kind`` is; ``kind`` picks ``url``.
+    background thread.
+
+    - ``kind``: which Azure endpoint to imitate, with its routes, key header and api-version
+      rules (see ``azml_chat.testing._routes``): ``"serverless"`` and ``"dedicated"`` (Azure
+      ML: both serve ``/score`` and the chat-completions routes; ``dedicated`` takes the key
+      as Bearer only), ``"foundry"`` (``/models/chat/completions``, ``/openai/v1`` and
+      project-scoped ``/openai/v1``; ``model`` required) and ``"azure-openai"``
+      (``/openai/v1`` and ``/openai/deployments/<d>``). ``kind`` also picks ``url``.
 
     - ``family``: body of ``/score``: ``"llama"`` (aliases ``"hf"``, ``"phi"``, ``"mistral"``:
       chat dicts in ``input_data.input_string``), ``"text-generation"`` (prompt strings) or
@@ -60,18 +101,60 @@ class LocalEndpoint(Handlers):
       ``"output_list"``, ``"list"``, ``"openai"`` or ``"double_encoded"`` (default by family).
     - ``api_key`` / ``token_validator``: accepted credentials (``Authorization: Bearer`` or
       ``api-key``); auth is off when both are None.
-    - ``deployments``: allowed values of the ``azureml-model-deployment`` header.
+    - ``deployments``: allowed values of the ``azureml-model-deployment`` header (Azure ML
+      kinds), or the model deployments a Foundry / Azure OpenAI resource has (the body's
+      ``model``, the path's deployment); None: any.
     - ``responder``: ``ChatTurn -> str | ScriptedReply`` (may be async); default echoes the
       last user message. Sync responders run in the event loop: keep them fast.
     - ``max_body_bytes``: larger request bodies get 413.
+    - ``sse_comments``: start streams with a ``: ping`` comment line and send another before
+      ``data: [DONE]``, for tests of comment handling. Off by default, as on Azure (some of
+      Microsoft's own clients fail on comment lines).
 
-    The configuration attributes may be changed while the server runs.
+    The capacity model (for adaptive clients and batch runners; see ``capacity_stats``):
+
+    - ``capacity``: at most this many model requests (chat and ``/score`` routes) in
+      flight; beyond, 429 ``TooManyRequests`` at once. A request holds its slot from
+      arrival until its reply is fully sent (or its connection is dropped). None: no limit.
+    - ``service_time``: seconds every admitted model request takes before its reply
+      starts, holding its slot (with ``capacity=8, service_time=0.05`` the endpoint serves
+      at most 160 requests/s).
+    - ``requests_per_minute``: a budget of admissions in any ``rate_window`` seconds
+      (scaled: ``requests_per_minute * rate_window / 60``); beyond, 429 with the exact wait
+      in ``retry-after`` (whole seconds, rounded up) and ``retry-after-ms``. Replies of
+      admitted requests carry ``x-ratelimit-limit-requests`` and
+      ``x-ratelimit-remaining-requests``. Refused requests spend no budget.
+    - ``rate_window``: the budget's sliding window in seconds (default 60).
+    - ``retry_after``: seconds announced on 429s of the ``capacity`` limit (None: no header,
+      as managed online endpoints send none).
+    - ``clock``: the time source of the budget, in seconds (default: the serving event
+      loop's clock); tests pass a fake one for exact, repeatable windows.
+
+    Faults come first: a fault that replaces the reply is sent without taking capacity.
+
+    The settings above are attributes too (forwarded to ``app``, the ``ChatApp`` that
+    answers requests) and may be changed while the server runs.
     """
+
+    kind: _Forwarded[str] = _Forwarded()
+    family: _Forwarded[str] = _Forwarded()
+    reply_shape: _Forwarded[str] = _Forwarded()
+    api_key: _Forwarded[str | None] = _Forwarded()
+    token_validator: _Forwarded[Callable[[str], bool] | None] = _Forwarded()
+    deployments: _Forwarded[list[str] | None] = _Forwarded()
+    model_name: _Forwarded[str] = _Forwarded()
+    responder: _Forwarded[Responder] = _Forwarded()
+    sse_comments: _Forwarded[bool] = _Forwarded()
+    capacity: _Forwarded[int | None] = _Forwarded("app.limits.max_in_flight")
+    service_time: _Forwarded[float] = _Forwarded("app.limits.service_time")
+    requests_per_minute: _Forwarded[float | None] = _Forwarded("app.limits.requests_per_minute")
+    rate_window: _Forwarded[float] = _Forwarded("app.limits.rate_window")
+    retry_after: _Forwarded[float | None] = _Forwarded("app.limits.retry_after")
 
     def __init__(
         self,
         *,
-        kind: Literal["dedicated", "serverless"] = "serverless",
+        kind: Literal["serverless", "dedicated", "foundry", "azure-openai"] = "serverless",
         family: str = "llama",
         reply_shape: str | None = None,
         api_key: str | None = "test-key",
@@ -82,31 +165,45 @@ class LocalEndpoint(Handlers):
         host: str = "127.0.0.1",
         port: int = 0,
         max_body_bytes: int = 10_000_000,
+        sse_comments: bool = False,
+        capacity: int | None = None,
+        service_time: float = 0.0,
+        requests_per_minute: float | None = None,
+        rate_window: float = 60.0,
+        retry_after: float | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
-        if kind not in ("dedicated", "serverless"):
-            raise ValueError(f"kind must be 'dedicated' or 'serverless', not {kind!r}")
-        if family not in FAMILIES:
-            raise ValueError(f"unknown family {family!r}; expected one of {sorted(FAMILIES)}")
-        if reply_shape is None:
-            reply_shape = "output" if family in CHAT_FAMILIES else "openai"
-            reply_shape = "list0" if family == "text-generation" else reply_shape
-        if reply_shape not in REPLY_SHAPES:
-            raise ValueError(f"unknown reply_shape {reply_shape!r}; one of {sorted(REPLY_SHAPES)}")
-        self.kind = kind
-        self.family = family
-        self.reply_shape = reply_shape
-        self.api_key = api_key
-        self.token_validator = token_validator
-        self.deployments = list(deployments) if deployments is not None else None
-        self.model_name = model_name
-        self.responder = responder or echo_responder
+        limits = Capacity(
+            max_in_flight=capacity,
+            requests_per_minute=requests_per_minute,
+            rate_window=rate_window,
+            retry_after=retry_after,
+            service_time=service_time,
+        )
+        self.app = ChatApp(
+            kind=kind,
+            family=family,
+            reply_shape=reply_shape,
+            api_key=api_key,
+            token_validator=token_validator,
+            deployments=deployments,
+            model_name=model_name,
+            responder=responder,
+            sse_comments=sse_comments,
+            limits=limits,
+            clock=clock,
+        )
         self.host = host
         self.max_body_bytes = max_body_bytes
         self._requested_port = port
         self._port: int | None = None
-        self._lock = threading.Lock()
-        self._faults: list[list[Any]] = []  # [fault, remaining uses]
+        self._lock = threading.Lock()  # guards _requests
+        self._faults = FaultQueue()
         self._requests: list[RecordedRequest] = []
+        self._active = 0  # requests being answered (from their head to their last byte)
+        self._idle: anyio.Event | None = None  # set when _active drops to 0 during drain()
+        self._accept_scopes: list[anyio.CancelScope] = []
+        self._listener: anyio.abc.Listener[Any] | None = None
         self.open_connections = 0  #: currently open TCP connections
         self.total_connections = 0  #: connections accepted since start
         self._stack: contextlib.AsyncExitStack | None = None
@@ -143,21 +240,41 @@ class LocalEndpoint(Handlers):
         return self.base_url + "/v1/chat/completions"
 
     @property
+    def models_url(self) -> str:
+        """The Azure AI model inference URL (``/models/chat/completions``; add ``?api-version=``)."""
+        return self.base_url + "/models/chat/completions"
+
+    @property
+    def openai_v1_url(self) -> str:
+        """The OpenAI v1 chat URL of Foundry and Azure OpenAI (``/openai/v1/chat/completions``)."""
+        return self.base_url + "/openai/v1/chat/completions"
+
+    def project_url(self, project: str) -> str:
+        """A Foundry project's OpenAI v1 chat URL (``/api/projects/<project>/openai/v1/...``)."""
+        return f"{self.base_url}/api/projects/{project}/openai/v1/chat/completions"
+
+    def deployment_url(self, deployment: str) -> str:
+        """An Azure OpenAI deployment's chat URL (``/openai/deployments/<d>/...``; add ``?api-version=``)."""
+        return f"{self.base_url}/openai/deployments/{deployment}/chat/completions"
+
+    @property
     def url(self) -> str:
-        """The endpoint URL for ``kind``."""
-        return self.score_url if self.kind == "dedicated" else self.chat_url
+        """The endpoint URL for ``kind``: ``/score`` (dedicated), ``/v1/chat/completions``
+        (serverless), ``/models/chat/completions`` (foundry), ``/openai/v1/chat/completions``
+        (azure-openai)."""
+        urls = {"dedicated": self.score_url, "foundry": self.models_url, "azure-openai": self.openai_v1_url}
+        return urls.get(self.kind, self.chat_url)
 
     # -- scripting and recording -----------------------------------------------------------
 
     def add_fault(self, fault: Fault) -> None:
         """Queue a fault; a request consumes the first queued fault whose ``path`` matches."""
-        with self._lock:
-            self._faults.append([fault, fault.times])
+        self._faults.add(fault)
 
     def clear(self) -> None:
         """Forget queued faults and recorded requests."""
+        self._faults.clear()
         with self._lock:
-            self._faults.clear()
             self._requests.clear()
 
     @property
@@ -167,24 +284,14 @@ class LocalEndpoint(Handlers):
             return list(self._requests)
 
     @property
+    def capacity_stats(self) -> CapacityStats:
+        """Counters of the capacity model: admitted, 429s by cause, in flight now and at peak."""
+        return self.app.limits.stats()
+
+    @property
     def pending_faults(self) -> list[Fault]:
         """Faults not yet (fully) consumed."""
-        with self._lock:
-            return [entry[0] for entry in self._faults]
-
-    def _take_fault(self, req: RecordedRequest) -> Fault | None:
-        with self._lock:
-            self._requests.append(req)
-            if req.method == "GET" and req.path == "/":
-                return None
-            for entry in self._faults:
-                fault: Fault = entry[0]
-                if fault.path is None or fault.path == req.path:
-                    entry[1] -= 1
-                    if entry[1] <= 0:
-                        self._faults.remove(entry)
-                    return fault
-        return None
+        return self._faults.pending()
 
     # -- async lifecycle -------------------------------------------------------------------
 
@@ -199,6 +306,7 @@ class LocalEndpoint(Handlers):
             stack.callback(tg.cancel_scope.cancel)  # runs first on exit: stop everything
             self._port = listener.extra(anyio.abc.SocketAttribute.local_port)
             self.open_connections = self.total_connections = 0
+            self._listener = listener
             for sub in listener.listeners:
                 assert isinstance(sub, anyio.abc.SocketListener)
                 tg.start_soon(self._accept_loop, sub, tg)
@@ -218,18 +326,60 @@ class LocalEndpoint(Handlers):
                 await stack.__aexit__(exc_type, exc, tb)
             finally:
                 self._port = None
+                self._listener = None
+                self._accept_scopes.clear()
 
     async def _accept_loop(self, listener: anyio.abc.SocketListener, tg: anyio.abc.TaskGroup) -> None:
-        while True:
-            try:
-                stream = await listener.accept()
-            except OSError as exc:  # e.g. EMFILE: back off instead of dying
-                logger.warning("accept failed: %s", exc)
-                await anyio.sleep(0.05)
-                continue
-            self.open_connections += 1
-            self.total_connections += 1
-            tg.start_soon(self._serve_connection, stream)
+        with anyio.CancelScope() as scope:
+            self._accept_scopes.append(scope)
+            while True:
+                try:
+                    stream = await listener.accept()
+                except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                    return  # drain() closed the listener
+                except OSError as exc:  # e.g. EMFILE: back off instead of dying
+                    logger.warning("accept failed: %s", exc)
+                    await anyio.sleep(0.05)
+                    continue
+                self.open_connections += 1
+                self.total_connections += 1
+                tg.start_soon(self._serve_connection, stream)
+
+    async def drain(self, grace: float) -> None:
+        """Stop taking connections, then wait up to ``grace`` seconds for requests in progress.
+
+        For a graceful shutdown in async mode: call it before leaving ``async with``, which
+        then closes whatever is still open (idle keep-alive connections, requests that
+        outlived the grace period).
+        """
+        for scope in self._accept_scopes:
+            scope.cancel()
+        self._accept_scopes.clear()
+        if self._listener is not None:
+            await self._listener.aclose()
+        if self._active:
+            self._idle = anyio.Event()
+            with anyio.move_on_after(grace):
+                await self._idle.wait()
+
+    async def serve_until_signal(
+        self, *, grace: float = 5.0, on_ready: Callable[[LocalEndpoint], None] | None = None
+    ) -> int:
+        """Serve in the current event loop (main thread) until SIGINT or SIGTERM, then shut down.
+
+        ``on_ready(self)`` is called once listening. On a signal, new connections are
+        refused, requests in progress get up to ``grace`` seconds to finish, and the rest
+        is closed. Returns the signal's number. This is ``azml-chat serve``.
+        """
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with self:
+                if on_ready is not None:
+                    on_ready(self)
+                async for signum in signals:
+                    logger.info("received signal %d: finishing requests in progress (up to %gs)", signum, grace)
+                    await self.drain(grace)
+                    return int(signum)
+        raise RuntimeError("the signal receiver ended without a signal")  # pragma: no cover
 
     # -- thread lifecycle ------------------------------------------------------------------
 
@@ -378,31 +528,50 @@ class LocalEndpoint(Handlers):
         req: RecordedRequest,
         too_large: bool,
     ) -> bool:
-        fault = self._take_fault(req)
-        if too_large:
-            msg = f"Request body exceeds {self.max_body_bytes} bytes."
-            reply = azure_error(413, "PayloadTooLarge", msg)
-        elif fault is not None and fault.replaces_reply:
-            reply = fault_reply(fault)
-        else:
+        started = time.perf_counter()
+        with self._lock:
+            self._requests.append(req)
+        self._active += 1
+        status, completed = 0, False
+        try:
+            fault = self._faults.take(req.method, req.path)
+            if too_large:
+                msg = f"Request body exceeds {self.max_body_bytes} bytes."
+                reply = azure_error(413, "PayloadTooLarge", msg)
+            elif fault is not None and fault.replaces_reply:
+                reply = fault_reply(fault)
+            else:
+                reply = await self.app.handle(req)
+            if fault is not None:
+                reply = apply_fault(reply, fault)
+            status = reply.status
+            headers = self.app.reply_headers(req) | reply.headers
             try:
-                reply = await self.handle(req)
-            except Exception as exc:
-                logger.exception("LocalEndpoint responder failed")
-                msg = f"An unexpected error occurred in scoring script: {exc!r}"
-                reply = json_reply(500, {"message": msg})
-        if fault is not None and fault.stream_error is not None and reply.events is not None:
-            reply.events = [*reply.events[: reply.split], stream_error_event(fault.stream_error)]
-        request_id = str(uuid.uuid4())
-        headers = {"x-request-id": request_id, "x-ms-request-id": request_id}
-        if "x-ms-client-request-id" in req.headers:
-            headers["x-ms-client-request-id"] = req.headers["x-ms-client-request-id"]
-        if req.path == "/score" or self.kind == "dedicated":
-            headers["azureml-model-deployment"] = self.deployment_for(req)
-        headers.update(reply.headers)
-        if fault is not None:
-            headers.update({k.lower(): v for k, v in fault.headers.items()})
-        return await self._send_reply(conn, stream, reply, headers, fault)
+                completed = await self._send_reply(conn, stream, reply, headers, fault)
+                return completed
+            finally:
+                if reply.on_sent is not None:
+                    reply.on_sent()
+        finally:
+            self._active -= 1
+            if not self._active and self._idle is not None:
+                self._idle.set()
+            if access_log.isEnabledFor(logging.INFO):
+                self._log_request(req, status, completed, time.perf_counter() - started)
+
+    def _log_request(self, req: RecordedRequest, status: int, completed: bool, seconds: float) -> None:
+        """One access-log line: method, path (no query), status, latency, deployment; never a key."""
+        deployment = self.app.deployment_name(req) or "-"
+        outcome = "" if completed else " (connection closed)"
+        access_log.info(
+            "%s %s %s %.1fms deployment=%s%s",
+            req.method,
+            req.path,
+            status or "-",
+            seconds * 1000,
+            deployment,
+            outcome,
+        )
 
     async def _send_reply(
         self,
@@ -413,38 +582,34 @@ class LocalEndpoint(Handlers):
         fault: Fault | None,
     ) -> bool:
         """Put ``reply`` on the wire, misbehaving as ``fault`` says; False: close the connection."""
-        drop = fault.drop if fault else None
-        if fault is not None and fault.delay_before_headers > 0:
-            await anyio.sleep(fault.delay_before_headers)
-        if drop == "before_headers":
+        plan = wire_plan(reply, fault)
+        if plan.delay_before_headers > 0:
+            await anyio.sleep(plan.delay_before_headers)
+        if not plan.send_head:
             return False
         headers = {"content-type": reply.content_type, **headers}
         if reply.events is None:
             headers["content-length"] = str(len(reply.body))
-            pieces = [reply.body]
         else:
             headers["transfer-encoding"] = "chunked"
-            pieces = reply.events[: reply.split] if drop == "mid_stream" else reply.events
-        if drop == "in_body" or (drop == "mid_stream" and reply.events is None):
-            data = b"".join(pieces)
-            pieces = [data[: len(data) // 2]]
-        if fault is not None and fault.delay_between_chunks > 0:
-            data, n = b"".join(pieces), fault.chunk_size
-            pieces = [data[i : i + n] for i in range(0, len(data), n)]
         head = h11.Response(
             status_code=reply.status,
             headers=[(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()],
             reason=reason_phrase(reply.status).encode(),
         )
-        await stream.send(conn.send(head) or b"")
-        for i, piece in enumerate(p for p in pieces if p):
-            if i and fault is not None and fault.delay_between_chunks > 0:
-                await anyio.sleep(fault.delay_between_chunks)
-            await stream.send(conn.send(h11.Data(data=piece)) or b"")
-        if drop is not None:
-            return False
-        await stream.send(conn.send(h11.EndOfMessage()) or b"")
-        return True
+        # Bytes are gathered and written at once unless a gap separates them: one write per
+        # reply keeps the server cheap under load (each SSE event is still its own chunk).
+        out = [conn.send(head) or b""]
+        for i, piece in enumerate(plan.pieces):
+            if i and plan.gap > 0:
+                await stream.send(b"".join(out))
+                out = []
+                await anyio.sleep(plan.gap)
+            out.append(conn.send(h11.Data(data=piece)) or b"")
+        if plan.complete:
+            out.append(conn.send(h11.EndOfMessage()) or b"")
+        await stream.send(b"".join(out))
+        return plan.complete
 
 
 async def _lingering_close(stream: anyio.abc.SocketStream) -> None:

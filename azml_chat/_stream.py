@@ -25,30 +25,30 @@ class _ThinkSplitter:
     """Moves a leading ``<think>...</think>`` of streamed content into reasoning, as
     :func:`~azml_chat._wire.split_think` does for a whole reply, whatever the chunking."""
 
-    __slots__ = ("_pending", "state")
+    __slots__ = ("_pending", "_state")
 
     _OPEN = "<think>"
     _CLOSE = "</think>"
 
     def __init__(self) -> None:
-        self.state = "start"  # start -> thinking -> answer_start -> answer
+        self._state = "start"  # start -> thinking -> answer_start -> answer
         self._pending = ""
 
     def feed(self, text: str) -> tuple[str, str]:
         """``(content, reasoning)`` to hand out now for ``text``."""
-        if self.state == "answer":
+        if self._state == "answer":
             return text, ""
         self._pending += text
-        if self.state == "start":
+        if self._state == "start":
             stripped = self._pending.lstrip()
             if len(stripped) < len(self._OPEN) and self._OPEN.startswith(stripped):
                 return "", ""  # could still become "<think>"
             if not stripped.startswith(self._OPEN):
-                self.state, out, self._pending = "answer", self._pending, ""
+                self._state, out, self._pending = "answer", self._pending, ""
                 return out, ""
-            self.state = "thinking"
+            self._state = "thinking"
             self._pending = stripped[len(self._OPEN) :]
-        if self.state == "thinking":
+        if self._state == "thinking":
             before, found, after = self._pending.partition(self._CLOSE)
             if not found:
                 keep = next(
@@ -57,33 +57,33 @@ class _ThinkSplitter:
                 out = self._pending[: len(self._pending) - keep]
                 self._pending = self._pending[len(self._pending) - keep :]
                 return "", out
-            self.state, self._pending = "answer_start", after
+            self._state, self._pending = "answer_start", after
             content, _ = self.feed("")
             return content, before
         answer = self._pending.lstrip()  # answer_start: the answer's leading space is dropped
         if not answer:
             return "", ""
-        self.state, self._pending = "answer", ""
+        self._state, self._pending = "answer", ""
         return answer, ""
 
     def flush(self) -> tuple[str, str]:
         """What is held back when the stream ends: ``(content, reasoning)``."""
         pending, self._pending = self._pending, ""
-        if self.state == "thinking":
+        if self._state == "thinking":
             return "", pending
-        return ("", "") if self.state == "answer_start" else (pending, "")
+        return ("", "") if self._state == "answer_start" else (pending, "")
 
     @classmethod
     def given_back(cls) -> _ThinkSplitter:
         """A splitter past any ``<think>``: text passes through."""
         splitter = cls()
-        splitter.state = "answer"
+        splitter._state = "answer"
         return splitter
 
     @property
     def unclosed(self) -> bool:
         """A ``<think>`` was opened and never closed."""
-        return self.state == "thinking"
+        return self._state == "thinking"
 
 
 class _ChoiceState:
@@ -122,8 +122,11 @@ class StreamState:
         self._last: Any = None
 
     def feed(self, raw: bytes) -> Iterator[StreamChunk]:
-        """Body bytes in, as they arrive; the chunks they complete out (:meth:`decode`, then
-        :meth:`handle` for each event until ``[DONE]``)."""
+        """Body bytes in, as they arrive; the chunks they complete out.
+
+        After ``[DONE]`` the rest is only counted (:attr:`after_done`). More than
+        ``max_bytes`` before ``[DONE]`` raises :class:`ResponseFormatError`.
+        """
         for event in self.decode(raw):
             chunk = self.handle(event)
             if chunk is not None:
@@ -132,7 +135,7 @@ class StreamState:
                 return
 
     def decode(self, raw: bytes) -> list[ServerSentEvent]:
-        """Body bytes in, as they arrive; the whole events they complete out.
+        """Body bytes in, as they arrive; the whole events they complete out (for :meth:`handle`).
 
         After ``[DONE]`` the rest is only counted (:attr:`after_done`). More than
         ``max_bytes`` before ``[DONE]`` raises :class:`ResponseFormatError`.
@@ -145,7 +148,7 @@ class StreamState:
             raise ResponseFormatError(
                 f"the reply is larger than max_response_bytes={self._max_bytes}", request_id=self.request_id
             )
-        return self._decoder.feed(raw)
+        return list(self._decoder.feed(raw))
 
     def finish(self, elapsed: float, headers: Mapping[str, str] | None = None) -> ChatResponse:
         """The body ended: the assembled reply, or :class:`StreamError` if ``[DONE]`` never came."""
@@ -163,9 +166,9 @@ class StreamState:
         """One event in; a chunk out, or ``None`` for events that carry nothing (other event types,
         empty keep-alives). ``[DONE]`` sets :attr:`done` and gives out any text still held back.
         Raises :class:`StreamError`."""
-        data, kind = event.data, event.event
+        data = event.data
         self.events += 1
-        if kind == "error":
+        if event.event == "error":
             try:
                 payload = loads(data)
             except ValueError:
@@ -175,7 +178,7 @@ class StreamState:
         if data == b"[DONE]":
             self.done = True
             return self._flush()
-        if kind != "message" or not data or data.isspace():
+        if event.event != "message" or not data or data.isspace():
             return None
         try:
             payload = loads(data)
@@ -195,8 +198,6 @@ class StreamState:
         choices = payload.get("choices")
         if not choices:
             return StreamChunk(usage=self._usage, raw=payload)
-        if type(choices) is list and len(choices) == 1 and type(choices[0]) is dict:  # one choice: the usual
-            return self._add_choice(choices[0], payload, data, usage)
         if not isinstance(choices, list) or not all(isinstance(choice, dict) for choice in choices):
             raise self._fail(f"a stream chunk has malformed choices: {data[:200]!r}", payload)
         chunks = [self._add_choice(choice, payload, data, usage) for choice in choices]
@@ -235,7 +236,7 @@ class StreamState:
         reasoning = delta.get("reasoning_content") or ""
         if reasoning:
             state.saw_reasoning = True
-        if content and not state.saw_reasoning and state.think.state != "answer":  # past "answer": text as is
+        if content and not state.saw_reasoning:
             content, thought = state.think.feed(content)
             reasoning += thought
         finish = choice.get("finish_reason")

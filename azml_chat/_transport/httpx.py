@@ -203,7 +203,14 @@ class AsyncHttpxTransport(_HttpxBase):
         await handle.response.aclose()
 
     async def aclose(self) -> None:
-        if self.owned:
-            self._check_loop()  # a pool whose loop has ended cannot be closed from this one
-            await self.client.aclose()
         self.closed = True
+        if not self.owned:
+            return
+        try:
+            loop: object | None = asyncio.get_running_loop()
+        except RuntimeError:  # trio
+            loop = self._loop
+        if self._loop is None or loop is self._loop:
+            await self.client.aclose()
+        # else the pool's connections belong to a loop that has ended (closed from a later
+        # asyncio.run()): there is nothing to await there; they are dropped with the pool

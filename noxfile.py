@@ -146,8 +146,9 @@ def _archive_names(archive: str) -> list[str]:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Client overhead against raw httpx (``nox -s bench -- --quick`` for a smoke run)."""
-    session.install("-e", ".[aiohttp,httpx]", "httpx-aiohttp")  # httpx-aiohttp: the comparison rows only
+    """Client CPU per request against raw httpx2, aiohttp and httpx (``nox -s bench -- --quick``
+    for a smoke run); see docs/benchmarks.md."""
+    session.install("-e", ".[aiohttp,httpx]", "httpx-aiohttp")  # httpx-aiohttp: reference rows only
     session.run("python", "benchmarks/run.py", *session.posargs)
 
 

@@ -25,30 +25,30 @@ class _ThinkSplitter:
     """Moves a leading ``<think>...</think>`` of streamed content into reasoning, as
     :func:`~azml_chat._wire.split_think` does for a whole reply, whatever the chunking."""
 
-    __slots__ = ("_pending", "_state")
+    __slots__ = ("_pending", "state")
 
     _OPEN = "<think>"
     _CLOSE = "</think>"
 
     def __init__(self) -> None:
-        self._state = "start"  # start -> thinking -> answer_start -> answer
+        self.state = "start"  # start -> thinking -> answer_start -> answer
         self._pending = ""
 
     def feed(self, text: str) -> tuple[str, str]:
         """``(content, reasoning)`` to hand out now for ``text``."""
-        if self._state == "answer":
+        if self.state == "answer":
             return text, ""
         self._pending += text
-        if self._state == "start":
+        if self.state == "start":
             stripped = self._pending.lstrip()
             if len(stripped) < len(self._OPEN) and self._OPEN.startswith(stripped):
                 return "", ""  # could still become "<think>"
             if not stripped.startswith(self._OPEN):
-                self._state, out, self._pending = "answer", self._pending, ""
+                self.state, out, self._pending = "answer", self._pending, ""
                 return out, ""
-            self._state = "thinking"
+            self.state = "thinking"
             self._pending = stripped[len(self._OPEN) :]
-        if self._state == "thinking":
+        if self.state == "thinking":
             before, found, after = self._pending.partition(self._CLOSE)
             if not found:
                 keep = next(
@@ -57,33 +57,33 @@ class _ThinkSplitter:
                 out = self._pending[: len(self._pending) - keep]
                 self._pending = self._pending[len(self._pending) - keep :]
                 return "", out
-            self._state, self._pending = "answer_start", after
+            self.state, self._pending = "answer_start", after
             content, _ = self.feed("")
             return content, before
         answer = self._pending.lstrip()  # answer_start: the answer's leading space is dropped
         if not answer:
             return "", ""
-        self._state, self._pending = "answer", ""
+        self.state, self._pending = "answer", ""
         return answer, ""
 
     def flush(self) -> tuple[str, str]:
         """What is held back when the stream ends: ``(content, reasoning)``."""
         pending, self._pending = self._pending, ""
-        if self._state == "thinking":
+        if self.state == "thinking":
             return "", pending
-        return ("", "") if self._state == "answer_start" else (pending, "")
+        return ("", "") if self.state == "answer_start" else (pending, "")
 
     @classmethod
     def given_back(cls) -> _ThinkSplitter:
         """A splitter past any ``<think>``: text passes through."""
         splitter = cls()
-        splitter._state = "answer"
+        splitter.state = "answer"
         return splitter
 
     @property
     def unclosed(self) -> bool:
         """A ``<think>`` was opened and never closed."""
-        return self._state == "thinking"
+        return self.state == "thinking"
 
 
 class _ChoiceState:
@@ -148,7 +148,7 @@ class StreamState:
             raise ResponseFormatError(
                 f"the reply is larger than max_response_bytes={self._max_bytes}", request_id=self.request_id
             )
-        return list(self._decoder.feed(raw))
+        return self._decoder.feed(raw)  # a new list each time
 
     def finish(self, elapsed: float, headers: Mapping[str, str] | None = None) -> ChatResponse:
         """The body ended: the assembled reply, or :class:`StreamError` if ``[DONE]`` never came."""
@@ -166,9 +166,9 @@ class StreamState:
         """One event in; a chunk out, or ``None`` for events that carry nothing (other event types,
         empty keep-alives). ``[DONE]`` sets :attr:`done` and gives out any text still held back.
         Raises :class:`StreamError`."""
-        data = event.data
+        data, kind = event.data, event.event
         self.events += 1
-        if event.event == "error":
+        if kind == "error":
             try:
                 payload = loads(data)
             except ValueError:
@@ -178,7 +178,7 @@ class StreamState:
         if data == b"[DONE]":
             self.done = True
             return self._flush()
-        if event.event != "message" or not data or data.isspace():
+        if kind != "message" or not data or data.isspace():
             return None
         try:
             payload = loads(data)
@@ -198,6 +198,8 @@ class StreamState:
         choices = payload.get("choices")
         if not choices:
             return StreamChunk(usage=self._usage, raw=payload)
+        if type(choices) is list and len(choices) == 1 and type(choices[0]) is dict:  # one choice: the usual
+            return self._add_choice(choices[0], payload, data, usage)
         if not isinstance(choices, list) or not all(isinstance(choice, dict) for choice in choices):
             raise self._fail(f"a stream chunk has malformed choices: {data[:200]!r}", payload)
         chunks = [self._add_choice(choice, payload, data, usage) for choice in choices]
@@ -236,7 +238,7 @@ class StreamState:
         reasoning = delta.get("reasoning_content") or ""
         if reasoning:
             state.saw_reasoning = True
-        if content and not state.saw_reasoning:
+        if content and not state.saw_reasoning and state.think.state != "answer":  # past "answer": text as is
             content, thought = state.think.feed(content)
             reasoning += thought
         finish = choice.get("finish_reason")

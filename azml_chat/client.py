@@ -378,12 +378,12 @@ class AsyncChatStream:
         self._client = client
         self._attempts = attempts
         self._iterator: AsyncGenerator[StreamChunk, None] | None = None
-        self._result: list[ChatResponse] = []  # the pump puts the reply here when the stream ends
+        self._reply: list[ChatResponse] = []  # the pump puts the reply here when the stream ends
 
     @property
     def response(self) -> ChatResponse | None:
         """The assembled reply, once the stream has ended normally (else ``None``)."""
-        return self._result[0] if self._result else None
+        return self._reply[0] if self._reply else None
 
     async def __aenter__(self) -> Self:
         return self
@@ -399,7 +399,7 @@ class AsyncChatStream:
             if attempts.call_info is None and client._slots is _UNLIMITED:
                 # nothing to do around the pump: the caller iterates it directly (one generator
                 # less for every chunk); closing it releases the response
-                self._iterator = client._pump(attempts.stream(), self._result)
+                self._iterator = client._pump(attempts.stream(), self._reply)
             else:
                 self._iterator = self._chunks()
         return self._iterator
@@ -419,7 +419,7 @@ class AsyncChatStream:
 
     async def _chunks(self) -> AsyncGenerator[StreamChunk, None]:
         client, attempts = self._client, self._attempts
-        result = self._result
+        result = self._reply
         if attempts.call_info is None:
             async with client._slots, contextlib.aclosing(client._pump(attempts.stream(), result)) as chunks:
                 async for chunk in chunks:
@@ -593,12 +593,12 @@ class ChatStream:
         self._client = client
         self._attempts = attempts
         self._iterator: Generator[StreamChunk, None, None] | None = None
-        self._result: list[ChatResponse] = []  # the pump puts the reply here when the stream ends
+        self._reply: list[ChatResponse] = []  # the pump puts the reply here when the stream ends
 
     @property
     def response(self) -> ChatResponse | None:
         """The assembled reply, once the stream has ended normally (else ``None``)."""
-        return self._result[0] if self._result else None
+        return self._reply[0] if self._reply else None
 
     def __enter__(self) -> Self:
         return self
@@ -612,7 +612,7 @@ class ChatStream:
         if self._iterator is None:
             client, attempts = self._client, self._attempts
             if attempts.call_info is None and client._slots is _UNLIMITED:
-                self._iterator = client._pump(attempts.stream(), self._result)  # as AsyncChatStream.__aiter__
+                self._iterator = client._pump(attempts.stream(), self._reply)  # as AsyncChatStream.__aiter__
             else:
                 self._iterator = self._chunks()
         return self._iterator
@@ -632,7 +632,7 @@ class ChatStream:
 
     def _chunks(self) -> Generator[StreamChunk, None, None]:
         client, attempts = self._client, self._attempts
-        result = self._result
+        result = self._reply
         if attempts.call_info is None:
             with client._slots:
                 yield from client._pump(attempts.stream(), result)  # closing this closes the pump

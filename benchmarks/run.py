@@ -1,9 +1,12 @@
 """What azml_chat costs on top of the HTTP client it wraps: client CPU per request.
 
-Starts ``benchmarks/server.py`` in its own process (pinned to the last CPU when taskset
-exists). Each round then starts one fresh worker process per group (pinned to CPU 0);
-a group is a set of rows measured side by side, e.g. raw ``httpx.AsyncClient`` and
-``AsyncChatClient`` at concurrency 1. The worker warms every row up, then runs them in
+Every client row is compared with raw code on the library it runs on: the default clients
+with raw ``httpx2``, ``driver="aiohttp"`` with raw ``aiohttp``, a caller's ``httpx`` client
+with raw ``httpx``; one row per client adds a no-op hook. Starts ``benchmarks/server.py``
+in its own process (pinned to the last CPU when taskset exists). Each round then starts one
+fresh worker process per group (pinned to CPU 0); a group is a set of rows measured side by
+side, e.g. raw ``httpx2.AsyncClient`` and ``AsyncChatClient`` at concurrency 1. The worker
+warms every row up, then runs them in
 interleaved blocks (the order rotating block by block), so slow spells of a noisy
 machine hit every row alike. Per row and block it reports the CPU time (user+sys,
 ``getrusage``) and the wall time. A figure is the median over all blocks of all rounds;
@@ -11,7 +14,7 @@ a ratio is the median of the block-by-block ratios (a row's block against the ba
 block of the same cycle, run back to back). ``import`` cost is measured in fresh
 interpreters (bytecode cached, as for any installed package), in pairs.
 
-    python benchmarks/run.py            # full run (about 2-3 minutes on 2 cores)
+    python benchmarks/run.py            # full run (about 4 minutes on 2 cores)
     python benchmarks/run.py --quick    # CI smoke: checks that every row runs, not its speed
     python benchmarks/run.py --check    # exit 1 if a target is missed
 
@@ -502,6 +505,8 @@ TARGETS = [
         1.05,
     ),
     Target("import azml_chat / import httpx2", "import/azml_chat", "import/httpx2", 1.35),
+    Target("from azml_chat import ChatClient / import httpx2", "import/ChatClient", "import/httpx2", 1.35),
+    Target("... and the first client's httpx2 / import httpx2", "import/ChatClient+httpx2", "import/httpx2", None),
     Target("async: one no-op hook / no hook, C=1", "sdk-async-hook/serverless/c1", "sdk-async/serverless/c1", None),
     Target("sync: one no-op hook / no hook", "sdk-sync-hook/serverless/c1", "sdk-sync/serverless/c1", None),
     Target(
@@ -588,8 +593,16 @@ def worker_main(args: argparse.Namespace) -> None:
 
 # --- the orchestrator --------------------------------------------------------------------------
 
-#: Modules whose import is timed, in this order (each one's sample i runs right after the one before).
-IMPORTS = ("httpx2", "azml_chat", "httpx")
+#: Import statements timed, by row key (each one's sample i runs right after the one before).
+#: ``import azml_chat`` loads names on first use; ``ChatClient`` is what a first line costs,
+#: and httpx2 itself loads when the first client is made.
+IMPORTS = {
+    "import/httpx2": "import httpx2",
+    "import/azml_chat": "import azml_chat",
+    "import/ChatClient": "from azml_chat import ChatClient",
+    "import/ChatClient+httpx2": "from azml_chat import ChatClient; import httpx2",
+    "import/httpx": "import httpx",
+}
 IMPORT_BASELINE = "import/httpx2"
 
 # Run by ``python -c`` in a fresh interpreter: nothing but the interpreter's own start-up is loaded.
@@ -599,7 +612,7 @@ def cpu():
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
 c, w = cpu(), time.perf_counter()
-import {module}
+{statement}
 print(cpu() - c, time.perf_counter() - w)
 """
 
@@ -617,12 +630,12 @@ def _import_env(cache: str) -> dict[str, str]:
     return env
 
 
-def _measure_import(module: str, client_cpu: int | None, env: dict[str, str]) -> tuple[float, float]:
-    """CPU and wall seconds of ``import module`` in a fresh interpreter (start-up itself excluded)."""
-    command = [*_pin(client_cpu), sys.executable, "-c", IMPORT_PROBE.format(module=module)]
+def _measure_import(statement: str, client_cpu: int | None, env: dict[str, str]) -> tuple[float, float]:
+    """CPU and wall seconds of an import ``statement`` in a fresh interpreter (start-up itself excluded)."""
+    command = [*_pin(client_cpu), sys.executable, "-c", IMPORT_PROBE.format(statement=statement)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False, env=env)
     if done.returncode != 0:
-        raise SystemExit(f"import {module} failed:\n{done.stderr}")
+        raise SystemExit(f"{statement} failed:\n{done.stderr}")
     cpu, wall = done.stdout.split()
     return float(cpu), float(wall)
 
@@ -723,8 +736,8 @@ def orchestrate(args: argparse.Namespace) -> int:
             env = _import_env(cache)
             do_imports = not wanted or "import".startswith(wanted)
             if do_imports:
-                for module in IMPORTS:  # write the bytecode cache first
-                    _measure_import(module, client_cpu, env)
+                for statement in IMPORTS.values():  # write the bytecode cache first
+                    _measure_import(statement, client_cpu, env)
             for number in range(args.rounds):
                 order = groups if number % 2 == 0 else groups[::-1]
                 for group in order:
@@ -740,9 +753,9 @@ def orchestrate(args: argparse.Namespace) -> int:
                             results.add(key, cpu / units, sent / wall)
                 if do_imports:
                     for _ in range(args.import_repeats):
-                        for module in IMPORTS:
-                            cpu, wall = _measure_import(module, client_cpu, env)
-                            results.add(f"import/{module}", cpu, wall)
+                        for key, statement in IMPORTS.items():
+                            cpu, wall = _measure_import(statement, client_cpu, env)
+                            results.add(key, cpu, wall)
                 print(f"round {number + 1}/{args.rounds} ({time.perf_counter() - started:.0f}s)", file=sys.stderr)
     finally:
         server.terminate()
@@ -806,13 +819,12 @@ def _table(
                 f"{median_rate(row.key)} | {f'{ratio:.2f}x' if ratio is not None else ''} | "
                 f"{f'`{row.baseline}`' if row.baseline else ''} |"
             )
-    for module in IMPORTS:
-        key = f"import/{module}"
+    for key, statement in IMPORTS.items():
         if key not in results.cpu:
             continue
         ratio = results.ratio(key, IMPORT_BASELINE) if key != IMPORT_BASELINE else None
         lines.append(
-            f"| `import {module}`, fresh interpreter `{key}` | - | {median_cpu(key)} | - | "
+            f"| `{statement}`, fresh interpreter `{key}` | - | {median_cpu(key)} | - | "
             f"{f'{ratio:.2f}x' if ratio is not None else ''} | {f'`{IMPORT_BASELINE}`' if ratio is not None else ''} |"
         )
     lines += ["", "| target | ratio | limit | result |", "|---|---:|---:|---|"]

@@ -149,3 +149,10 @@ def bench(session: nox.Session) -> None:
     """Client overhead against raw httpx (``nox -s bench -- --quick`` for a smoke run)."""
     session.install("-e", ".[aiohttp,httpx]", "httpx-aiohttp")  # httpx-aiohttp: the comparison rows only
     session.run("python", "benchmarks/run.py", *session.posargs)
+
+
+@nox.session(name="bench-batch")
+def bench_batch(session: nox.Session) -> None:
+    """Batch goodput, memory and kill -9 figures (``nox -s bench-batch -- --quick`` for a smoke run)."""
+    session.install("-e", ".[progress,aiohttp]", "matplotlib")  # matplotlib: the plot in docs/
+    session.run("python", "benchmarks/batch.py", *session.posargs)

@@ -27,8 +27,13 @@ from ._json import dumps, loads
 from ._stream import StreamState
 from ._transport.base import Request
 from ._version import __version__
-from ._wire import coerce_messages, error_of_payload, split_think
-from .config import BODY_PARAMS, ClientSettings, RetryPolicy, check_headers, check_retries, check_seconds
+from ._wire import (
+    coerce_messages,
+    error_of_payload,
+    parse_chat_completion,
+    split_think,
+)
+from .config import BODY_PARAMS, CALL_PARAMS, ClientSettings, RetryPolicy, check_headers, check_retries, check_seconds
 from .errors import (
     APIConnectionError,
     APIStatusError,
@@ -45,7 +50,7 @@ from .errors import (
     ServerError,
     StreamError,
 )
-from .formatters import CALL_FEATURES, STANDARD_KEYS, ChatFormatter
+from .formatters import CALL_FEATURES, STANDARD_KEYS, ChatFormatter, OpenAIChatFormatter
 from .hooks import AttemptInfo, CallInfo
 from .messages import ChatResponse, Message, ModelInfo, StreamChunk, ToolCallDelta
 
@@ -131,9 +136,9 @@ class Call:
 
 
 def _check_keys(params: Mapping[str, Any], owner: str) -> None:
-    from .config import ChatParams
-
-    unknown = [key for key in params if key not in ChatParams.__annotations__]
+    if CALL_PARAMS.issuperset(params):  # one set operation on the usual path (15 µs -> 0.3 µs)
+        return
+    unknown = [key for key in params if key not in CALL_PARAMS]
     if unknown:
         raise TypeError(
             f"{owner}() got unexpected keyword argument(s) {', '.join(map(repr, unknown))}: model-specific "
@@ -237,8 +242,9 @@ def prepare(
     extra = formatter.request_headers(body)
     if extra:
         headers.update(extra)
-    key = settings.key
-    if key is not None and not isinstance(settings.api_key, str):
+    api_key = settings.api_key
+    key = api_key if type(api_key) is str else settings.key  # a string was stripped when the client was made
+    if key is not None and key is not api_key:
         headers.update(auth_headers(settings, key))  # an AzureKeyCredential: its key as of now
     if params.get("extra_headers"):
         headers.update(check_headers(params["extra_headers"], "extra_headers", InvalidRequestError))
@@ -451,6 +457,8 @@ def parse_reply(
     """Decode and parse a 200 reply into a :class:`ChatResponse` carrying its metadata."""
     payload = decode_json(body, request_id)
     try:
+        if type(formatter) is OpenAIChatFormatter:  # the reply made once, metadata included (no copy)
+            return parse_chat_completion(payload, request_id, elapsed, headers)
         parsed = formatter.parse_response(payload)
     except (APIStatusError, ResponseFormatError) as exc:
         exc.request_id = exc.request_id or request_id
@@ -788,16 +796,21 @@ class Attempts:
                 raise stream_error(piece, request_id)
             if not piece:
                 break
-            chunks = state.feed(piece)
-            while True:
+            try:
+                events = state.decode(piece)
+            except AzureMLChatError:
+                yield Release(handle)
+                raise
+            for event in events:  # each event's chunk is handed out before the next one is parsed
                 try:
-                    chunk = next(chunks, None)
+                    chunk = state.handle(event)
                 except AzureMLChatError:
                     yield Release(handle)
                     raise
-                if chunk is None:
+                if chunk is not None:
+                    yield Emit(chunk)
+                if state.done:
                     break
-                yield Emit(chunk)
             if state.done and state.after_done > _AFTER_DONE_LIMIT:
                 break
         yield Release(handle)

@@ -38,6 +38,16 @@ class SSEDecoder:
         self._skip_lf = False
         if not chunk:
             return []
+        if (  # one whole "data: ..." event per read, as token streams send them: no line splitting
+            not self._buffer
+            and not self._data
+            and not self._event
+            and chunk[:6] == b"data: "
+            and chunk[-2:] == b"\n\n"
+            and chunk.count(b"\n") == 2
+            and b"\r" not in chunk
+        ):
+            return [ServerSentEvent("message", chunk[6:-2])]
         buffer = self._buffer + chunk if self._buffer else chunk
         lines: list[bytes]
         if b"\r" in buffer:

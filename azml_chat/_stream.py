@@ -127,20 +127,28 @@ class StreamState:
         After ``[DONE]`` the rest is only counted (:attr:`after_done`). More than
         ``max_bytes`` before ``[DONE]`` raises :class:`ResponseFormatError`.
         """
-        if self.done:
-            self.after_done += len(raw)
-            return
-        self.received += len(raw)
-        if self._max_bytes is not None and self.received > self._max_bytes:
-            raise ResponseFormatError(
-                f"the reply is larger than max_response_bytes={self._max_bytes}", request_id=self.request_id
-            )
-        for event in self._decoder.feed(raw):
+        for event in self.decode(raw):
             chunk = self.handle(event)
             if chunk is not None:
                 yield chunk
             if self.done:
                 return
+
+    def decode(self, raw: bytes) -> list[ServerSentEvent]:
+        """Body bytes in, as they arrive; the whole events they complete out (for :meth:`handle`).
+
+        After ``[DONE]`` the rest is only counted (:attr:`after_done`). More than
+        ``max_bytes`` before ``[DONE]`` raises :class:`ResponseFormatError`.
+        """
+        if self.done:
+            self.after_done += len(raw)
+            return []
+        self.received += len(raw)
+        if self._max_bytes is not None and self.received > self._max_bytes:
+            raise ResponseFormatError(
+                f"the reply is larger than max_response_bytes={self._max_bytes}", request_id=self.request_id
+            )
+        return list(self._decoder.feed(raw))
 
     def finish(self, elapsed: float, headers: Mapping[str, str] | None = None) -> ChatResponse:
         """The body ended: the assembled reply, or :class:`StreamError` if ``[DONE]`` never came."""

@@ -126,12 +126,14 @@ def usage_from_wire(value: Any, _type: Any = None) -> Usage:
     completion = get("completion_tokens")
     completion = completion if isinstance(completion, int) else 0
     total = get("total_tokens")
+    completion_details = get("completion_tokens_details")
+    prompt_details = get("prompt_tokens_details")
     return Usage(
         prompt,
         completion,
         total if isinstance(total, int) and total else prompt + completion,
-        _count(get("completion_tokens_details"), "reasoning_tokens"),
-        _count(get("prompt_tokens_details"), "cached_tokens"),
+        _count(completion_details, "reasoning_tokens") if completion_details else None,
+        _count(prompt_details, "cached_tokens") if prompt_details else None,
     )
 
 
@@ -302,8 +304,14 @@ def _choice(choice: Any, position: int, payload: Any) -> Choice:
     )
 
 
-def parse_chat_completion(payload: Any) -> ChatResponse:
-    """Parse an OpenAI ``chat.completion`` object (serverless, Foundry, Azure OpenAI, vLLM)."""
+def parse_chat_completion(
+    payload: Any, request_id: str | None = None, elapsed: float | None = None, headers: Any = None
+) -> ChatResponse:
+    """Parse an OpenAI ``chat.completion`` object (serverless, Foundry, Azure OpenAI, vLLM).
+
+    With ``elapsed`` the reply carries the call's metadata (and ``payload`` as ``raw``) at once,
+    rather than in a copy made afterwards.
+    """
     # ``type(x) is dict`` first: decoded JSON is plain dicts, and the Mapping ABC check is slow.
     if not (type(payload) is dict or isinstance(payload, Mapping)) or not isinstance(payload.get("choices"), list):
         raise_error_body(payload)
@@ -311,8 +319,12 @@ def parse_chat_completion(payload: Any) -> ChatResponse:
     items = payload["choices"]
     if not items:
         raise ResponseFormatError("the reply has no choices", excerpt=excerpt_of(payload))
-    choices = tuple(_choice(choice, position, payload) for position, choice in enumerate(items))
-    first = choices[0] if len(choices) == 1 else min(choices, key=lambda choice: choice.index)
+    if len(items) == 1:  # the usual single choice, without a generator
+        choices: tuple[Choice, ...] = (_choice(items[0], 0, payload),)
+        first = choices[0]
+    else:
+        choices = tuple(_choice(choice, position, payload) for position, choice in enumerate(items))
+        first = min(choices, key=lambda choice: choice.index)
     usage = payload.get("usage")
     model = payload.get("model")
     reply_id = payload.get("id")
@@ -322,5 +334,9 @@ def parse_chat_completion(payload: Any) -> ChatResponse:
         usage_from_wire(usage) if type(usage) is dict or isinstance(usage, Mapping) else None,
         model if isinstance(model, str) else None,
         reply_id if isinstance(reply_id, str) else None,
-        choices=choices,
+        request_id,
+        elapsed,
+        None if elapsed is None else payload,
+        choices,
+        headers,
     )

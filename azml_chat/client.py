@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 __all__ = ["AsyncChatClient", "AsyncChatStream", "ChatClient", "ChatStream"]
 
 _T = TypeVar("_T")
+#: The concurrency limit of a client without ``max_concurrency``: nothing to wait for.
+_UNLIMITED = contextlib.nullcontext()
 Driver = Literal["httpx2", "httpx", "aiohttp"]
 
 
@@ -210,7 +212,7 @@ class AsyncChatClient(_BaseChatClient):
     ) -> None:
         super().__init__(endpoint_url, **options)
         settings = self._settings
-        self._slots: Any = contextlib.nullcontext()
+        self._slots: Any = _UNLIMITED
         if settings.max_concurrency is not None:
             import anyio
 
@@ -296,6 +298,8 @@ class AsyncChatClient(_BaseChatClient):
     async def _call(self, attempts: _core.Attempts, flow: _core.Flow) -> Any:
         """Run a whole call within the concurrency limit, telling the hooks, if any."""
         if attempts.call_info is None:
+            if self._slots is _UNLIMITED:  # no max_concurrency: nothing to enter (measurably cheaper)
+                return await self._run(flow)
             async with self._slots:
                 return await self._run(flow)
         hooks = self._settings.hooks
@@ -311,9 +315,12 @@ class AsyncChatClient(_BaseChatClient):
 
     async def _run(self, flow: _core.Flow) -> Any:
         result: list[Any] = []
-        async with contextlib.aclosing(self._pump(flow, result)) as chunks:
+        chunks = self._pump(flow, result)
+        try:
             async for _ in chunks:
                 pass
+        finally:
+            await chunks.aclose()  # as contextlib.aclosing, without its objects (a call's hot path)
         return result[0]
 
     async def _pump(self, flow: _core.Flow, result: list[Any]) -> AsyncGenerator[StreamChunk, None]:
@@ -371,8 +378,12 @@ class AsyncChatStream:
         self._client = client
         self._attempts = attempts
         self._iterator: AsyncGenerator[StreamChunk, None] | None = None
-        #: The assembled reply, set when the stream has ended normally.
-        self.response: ChatResponse | None = None
+        self._result: list[ChatResponse] = []  # the pump puts the reply here when the stream ends
+
+    @property
+    def response(self) -> ChatResponse | None:
+        """The assembled reply, once the stream has ended normally (else ``None``)."""
+        return self._result[0] if self._result else None
 
     async def __aenter__(self) -> Self:
         return self
@@ -384,7 +395,13 @@ class AsyncChatStream:
 
     def __aiter__(self) -> AsyncIterator[StreamChunk]:
         if self._iterator is None:
-            self._iterator = self._chunks()
+            client, attempts = self._client, self._attempts
+            if attempts.call_info is None and client._slots is _UNLIMITED:
+                # nothing to do around the pump: the caller iterates it directly (one generator
+                # less for every chunk); closing it releases the response
+                self._iterator = client._pump(attempts.stream(), self._result)
+            else:
+                self._iterator = self._chunks()
         return self._iterator
 
     async def aclose(self) -> None:
@@ -402,12 +419,11 @@ class AsyncChatStream:
 
     async def _chunks(self) -> AsyncGenerator[StreamChunk, None]:
         client, attempts = self._client, self._attempts
-        result: list[Any] = []
+        result = self._result
         if attempts.call_info is None:
             async with client._slots, contextlib.aclosing(client._pump(attempts.stream(), result)) as chunks:
                 async for chunk in chunks:
                     yield chunk
-            self.response = result[0]
             return
         hooks = client._settings.hooks
         await anotify(hooks, "on_call_start", attempts.call_info)
@@ -418,7 +434,6 @@ class AsyncChatStream:
                 async for chunk in chunks:
                     first = first or time.monotonic()
                     yield chunk
-            self.response = result[0]
         except BaseException as exc:
             error = exc
             raise
@@ -454,7 +469,7 @@ class ChatClient(_BaseChatClient):
         settings = self._settings
         if self._tokens is not None and self._tokens.is_async:
             raise ConfigurationError("an async credential (azure.identity.aio) needs AsyncChatClient")
-        self._slots: Any = contextlib.nullcontext()
+        self._slots: Any = _UNLIMITED
         if settings.max_concurrency is not None:
             self._slots = threading.BoundedSemaphore(settings.max_concurrency)
         from ._transport.httpx import SyncHttpxTransport, library_of
@@ -505,6 +520,8 @@ class ChatClient(_BaseChatClient):
     def _call(self, attempts: _core.Attempts, flow: _core.Flow) -> Any:
         """Run a whole call within the concurrency limit, telling the hooks, if any."""
         if attempts.call_info is None:
+            if self._slots is _UNLIMITED:  # no max_concurrency: nothing to enter (measurably cheaper)
+                return self._run(flow)
             with self._slots:
                 return self._run(flow)
         hooks = self._settings.hooks
@@ -576,8 +593,12 @@ class ChatStream:
         self._client = client
         self._attempts = attempts
         self._iterator: Generator[StreamChunk, None, None] | None = None
-        #: The assembled reply, set when the stream has ended normally.
-        self.response: ChatResponse | None = None
+        self._result: list[ChatResponse] = []  # the pump puts the reply here when the stream ends
+
+    @property
+    def response(self) -> ChatResponse | None:
+        """The assembled reply, once the stream has ended normally (else ``None``)."""
+        return self._result[0] if self._result else None
 
     def __enter__(self) -> Self:
         return self
@@ -589,7 +610,11 @@ class ChatStream:
 
     def __iter__(self) -> Iterator[StreamChunk]:
         if self._iterator is None:
-            self._iterator = self._chunks()
+            client, attempts = self._client, self._attempts
+            if attempts.call_info is None and client._slots is _UNLIMITED:
+                self._iterator = client._pump(attempts.stream(), self._result)  # as AsyncChatStream.__aiter__
+            else:
+                self._iterator = self._chunks()
         return self._iterator
 
     def close(self) -> None:
@@ -607,11 +632,10 @@ class ChatStream:
 
     def _chunks(self) -> Generator[StreamChunk, None, None]:
         client, attempts = self._client, self._attempts
-        result: list[Any] = []
+        result = self._result
         if attempts.call_info is None:
             with client._slots:
                 yield from client._pump(attempts.stream(), result)  # closing this closes the pump
-            self.response = result[0]
             return
         hooks = client._settings.hooks
         notify(hooks, "on_call_start", attempts.call_info)
@@ -622,7 +646,6 @@ class ChatStream:
                 for chunk in chunks:
                     first = first or time.monotonic()
                     yield chunk
-            self.response = result[0]
         except BaseException as exc:
             error = exc
             raise

@@ -608,8 +608,10 @@ class ChatParams(TypedDict, total=False):
     max_retries: int | None
 
 
+#: Every keyword argument of ``chat()`` and ``stream()``.
+CALL_PARAMS = frozenset(ChatParams.__annotations__)
 #: The body parameters among :class:`ChatParams`.
-BODY_PARAMS = frozenset(ChatParams.__annotations__) - {
+BODY_PARAMS = CALL_PARAMS - {
     "extra_body",
     "extra_headers",
     "extra_query",

@@ -200,8 +200,8 @@ def _to_content(
 
 
 def _to_tool_calls(value: Iterable[ToolCall | Mapping[str, Any]]) -> tuple[ToolCall, ...]:
-    if type(value) is tuple and all(type(call) is ToolCall for call in value):
-        return value  # checked just above
+    if type(value) is tuple and (not value or all(type(call) is ToolCall for call in value)):
+        return value  # checked just above (most messages have none: no generator made for them)
     if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
         raise InvalidRequestError(f"tool_calls must be a list of tool calls, not {type(value).__name__}")
     return tuple([tool_call(call) for call in value])

@@ -346,6 +346,26 @@ def test_caller_owned_http_clients_stay_open(endpoint: LocalEndpoint) -> None:
     anyio.run(run)
 
 
+@pytest.mark.parametrize("driver", ["httpx2", "aiohttp"])
+def test_an_async_client_works_in_a_second_event_loop(endpoint: LocalEndpoint, driver: Any) -> None:
+    """Its own pool belongs to the first loop; a second asyncio.run() gets a fresh one with the
+    same headers, and a third may close the client."""
+    import asyncio
+
+    client = AsyncChatClient(endpoint.url, api_key=API_KEY, headers={"x-team": "red"}, driver=driver)
+
+    async def one(prompt: str) -> str:
+        return (await client.chat(prompt)).content
+
+    assert asyncio.run(one("first loop")) == "first loop"
+    assert asyncio.run(one("second loop")) == "second loop"
+    asyncio.run(client.aclose())
+    first, second = endpoint.requests
+    for request in (first, second):
+        assert request.headers["x-team"] == "red"
+        assert request.headers["authorization"] == f"Bearer {API_KEY}"
+
+
 class TracingClient(httpx.Client):
     """A caller's own subclass of httpx.Client, defined outside httpx."""
 

@@ -41,11 +41,13 @@ def _proxy_for(url: URL) -> str | None:
 
 
 class _Body:
-    __slots__ = ("request", "response")
+    """A response and the error mapping of its reads (made once: a stream reads many times)."""
+
+    __slots__ = ("errors", "response")
 
     def __init__(self, response: aiohttp.ClientResponse, request: Request) -> None:
         self.response = response
-        self.request = request
+        self.errors = translate_errors(request, ERRORS, TIMEOUTS, reading=True, undecodable=UNDECODABLE)
 
 
 class AiohttpTransport:
@@ -120,7 +122,7 @@ class AiohttpTransport:
         return response.status, response.headers, _Body(response, request)
 
     async def read(self, handle: _Body) -> bytes:
-        with translate_errors(handle.request, ERRORS, TIMEOUTS, reading=True, undecodable=UNDECODABLE):
+        with handle.errors:
             return await handle.response.content.readany()
 
     async def release(self, handle: _Body) -> None:

@@ -245,7 +245,9 @@ def prepare(
     if extra:
         headers.update(extra)
     api_key = settings.api_key
-    key = api_key if type(api_key) is str else settings.key  # a string was stripped when the client was made
+    key: str | None = (
+        api_key if type(api_key) is str else settings.key
+    )  # a string was stripped when the client was made
     if key is not None and key is not api_key:
         headers.update(auth_headers(settings, key))  # an AzureKeyCredential: its key as of now
     if params.get("extra_headers"):

@@ -212,9 +212,9 @@ def prepare(
     if extra_body is not None and not isinstance(extra_body, Mapping):
         raise InvalidRequestError(f"extra_body must be a dict, not {type(extra_body).__name__}")
     merged = {**settings.model_kwargs}
-    for key, value in params.items():  # a loop, not a generator: this runs on every call
-        if key in BODY_PARAMS:
-            merged[key] = value
+    for name, value in params.items():  # a loop, not a generator: this runs on every call
+        if name in BODY_PARAMS:
+            merged[name] = value
     if extra_body:
         merged.update(extra_body)
     if None in merged.values():

@@ -107,6 +107,21 @@ def default_headers(settings: ClientSettings) -> dict[str, str]:
     return headers
 
 
+def request_auth(settings: ClientSettings) -> tuple[dict[str, str], tuple[str, ...]]:
+    """The auth headers a request adds itself, and the secrets it carries (for redaction).
+
+    A plain key is among the default headers already (stripped when the client was made);
+    an ``AzureKeyCredential`` is read now, so ``update()`` rotates the key.
+    """
+    api_key = settings.api_key
+    if type(api_key) is str:
+        return {}, (api_key,)
+    key = settings.key
+    if key is None:
+        return {}, ()
+    return auth_headers(settings, key), (key,)
+
+
 class Call:
     """One prepared call: the request and the limits it runs under (never changed once made)."""
 
@@ -231,7 +246,7 @@ def prepare(
         merged.pop("stream", None)
     body = format_body(formatter, prepared, merged)
 
-    headers = dict(default_headers(settings)) if include_defaults else {}
+    headers = default_headers(settings) if include_defaults else {}
     headers["x-ms-client-request-id"] = new_request_id()
     if streaming:
         headers["accept"] = "text/event-stream"
@@ -244,12 +259,8 @@ def prepare(
     extra = formatter.request_headers(body)
     if extra:
         headers.update(extra)
-    api_key = settings.api_key
-    key: str | None = (
-        api_key if type(api_key) is str else settings.key
-    )  # a string was stripped when the client was made
-    if key is not None and key is not api_key:
-        headers.update(auth_headers(settings, key))  # an AzureKeyCredential: its key as of now
+    rotating, secrets = request_auth(settings)
+    headers.update(rotating)
     if params.get("extra_headers"):
         headers.update(check_headers(params["extra_headers"], "extra_headers", InvalidRequestError))
 
@@ -269,7 +280,7 @@ def prepare(
         timeout,
         settings.max_retries if max_retries is None else check_retries(max_retries, InvalidRequestError),
         streaming,
-        (key,) if key else (),
+        secrets,
         prepared,
         merged,
     )
@@ -864,12 +875,11 @@ def info_call(settings: ClientSettings, include_defaults: bool) -> Call:
             f"{endpoint.api_type} endpoints have no /info on the {endpoint.route!r} route "
             f"({endpoint.url}): the model is the deployment you named"
         )
-    headers = dict(default_headers(settings)) if include_defaults else {}
-    key = settings.key
-    if key is not None and not isinstance(settings.api_key, str):
-        headers.update(auth_headers(settings, key))
+    headers = default_headers(settings) if include_defaults else {}
+    rotating, secrets = request_auth(settings)
+    headers.update(rotating)
     request = Request("GET", endpoint.info_url, headers, None, settings.timeout)
-    return Call(request, settings.formatter, settings.timeout, 0, False, (key,) if key else ())
+    return Call(request, settings.formatter, settings.timeout, 0, False, secrets)
 
 
 def structured_params(settings: ClientSettings, cls: type[Any], params: Mapping[str, Any]) -> dict[str, Any]:

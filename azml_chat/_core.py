@@ -212,9 +212,9 @@ def prepare(
     if extra_body is not None and not isinstance(extra_body, Mapping):
         raise InvalidRequestError(f"extra_body must be a dict, not {type(extra_body).__name__}")
     merged = {**settings.model_kwargs}
-    for key, value in params.items():  # a loop, not a generator: this runs on every call
-        if key in BODY_PARAMS:
-            merged[key] = value
+    for name, value in params.items():  # a loop, not a generator: this runs on every call
+        if name in BODY_PARAMS:
+            merged[name] = value
     if extra_body:
         merged.update(extra_body)
     if None in merged.values():
@@ -245,7 +245,9 @@ def prepare(
     if extra:
         headers.update(extra)
     api_key = settings.api_key
-    key = api_key if type(api_key) is str else settings.key  # a string was stripped when the client was made
+    key: str | None = (
+        api_key if type(api_key) is str else settings.key
+    )  # a string was stripped when the client was made
     if key is not None and key is not api_key:
         headers.update(auth_headers(settings, key))  # an AzureKeyCredential: its key as of now
     if params.get("extra_headers"):

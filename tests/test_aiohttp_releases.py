@@ -1,6 +1,6 @@
 """Defects of particular aiohttp releases that the ``aiohttp`` extra's version range excludes.
 
-pyproject.toml allows ``aiohttp>=3.9.1,!=3.14.0,!=3.14.1``. 3.9.0 gave a cancelled call's
+pyproject.toml allows ``aiohttp>=3.10,!=3.14.0,!=3.14.1``. 3.9.0 gave a cancelled call's
 reply to the next call (``test_aiohttp_driver.py::test_cancellation_releases_the_connection``
 fails there); the test below fails on 3.14.0 and 3.14.1, which re-armed the ``sock_read``
 time-out on a connection sitting idle in the pool (aiohttp#12953), so the next call on that

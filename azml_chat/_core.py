@@ -151,14 +151,13 @@ class Call:
 
 
 def _check_keys(params: Mapping[str, Any], owner: str) -> None:
-    if CALL_PARAMS.issuperset(params):  # one set operation on the usual path (15 µs -> 0.3 µs)
+    if CALL_PARAMS.issuperset(params):  # one set operation on the usual path (~17k -> ~2k instructions)
         return
     unknown = [key for key in params if key not in CALL_PARAMS]
-    if unknown:
-        raise TypeError(
-            f"{owner}() got unexpected keyword argument(s) {', '.join(map(repr, unknown))}: model-specific "
-            f"parameters go in extra_body={{{unknown[0]!r}: ...}}"
-        )
+    raise TypeError(
+        f"{owner}() got unexpected keyword argument(s) {', '.join(map(repr, unknown))}: model-specific "
+        f"parameters go in extra_body={{{unknown[0]!r}: ...}}"
+    )
 
 
 def _wire_params(merged: dict[str, Any], formatter: ChatFormatter) -> dict[str, Any]:

@@ -445,7 +445,14 @@ def test_max_concurrency_bounds_calls_in_flight() -> None:
 
         seen.peak = 0
         with ChatClient(endpoint.url, api_key=API_KEY, max_concurrency=2) as client, ThreadPoolExecutor(6) as pool:
-            assert [r.content for r in pool.map(lambda _: client.chat("x"), range(6))] == ["ok"] * 6
+
+            def sync_one(i: int) -> str:
+                if i % 2:
+                    return client.chat("x").content
+                with client.stream("x") as stream:  # a stream holds its slot until it ends
+                    return stream.get_final_response().content
+
+            assert list(pool.map(sync_one, range(6))) == ["ok"] * 6
         assert seen.peak == 2
 
 

@@ -1289,3 +1289,24 @@ def test_info_requests(url: str, info_url: str | None) -> None:
     assert (call.request.method, call.request.url, call.request.content) == ("GET", info_url, None)
     assert call.request.headers["api-key"] == "rotating"
     assert call.max_retries == 0
+
+
+def test_openai_replies_carry_their_metadata_and_a_subclass_parses_its_own_way() -> None:
+    """The exact OpenAI formatter's replies are built once with their metadata; a subclass that
+    overrides parse_response is still asked."""
+    from azml_chat.formatters import OpenAIChatFormatter
+
+    class Shouting(OpenAIChatFormatter):
+        def parse_response(self, payload: Any) -> ChatResponse | str:
+            reply = super().parse_response(payload)
+            assert isinstance(reply, ChatResponse)
+            return reply.content.upper()
+
+    for formatter, content in ((None, "hi"), (Shouting(), "HI")):
+        settings = make_settings(formatter=formatter) if formatter else make_settings()
+        pump = Pump([Reply(200, {**JSON, "x-request-id": "r7"}, [OK_BODY])], read_seconds=0.25)
+        reply = pump.run(Attempts(make_call(settings), settings, clock=pump.clock).chat())
+        assert (reply.content, reply.request_id, reply.elapsed) == (content, "r7", 0.5)
+        assert reply.raw == json.loads(OK_BODY)
+        assert reply.headers is not None
+        assert reply.headers["x-request-id"] == "r7"

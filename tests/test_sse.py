@@ -41,3 +41,26 @@ def test_cut_stream_is_pending() -> None:
     decoder = SSEDecoder()
     decoder.feed(b"data: x\n")
     assert decoder.pending  # data line seen, blank line missing
+
+
+def test_one_whole_data_event_per_read_decodes_as_the_general_path() -> None:
+    """A read holding exactly one ``data: ...`` event (what token streams send) skips the line
+    splitter; every neighbouring case must still go the general way."""
+    reads = [
+        b'data: {"a": 1}\n\n',  # the shortcut
+        b"event: error\n",  # an event type announced in one read ...
+        b'data: {"b": 2}\n\n',  # ... applies to the data of the next: no shortcut
+        b"data: x\r\n\r\n",  # CR line ends
+        b"data: one\ndata: two\n\n",  # two data lines
+        b"data: a\n\ndata: b\n\n",  # two events
+        b"data: \n\n",  # empty data
+        b"data: [DONE]\n\n",
+    ]
+    shortcut = SSEDecoder()
+    events = [event for read in reads for event in shortcut.feed(read)]
+    assert events == SSEDecoder().feed(b"".join(reads))  # the whole body at once: the general path
+    assert events[:2] == [ServerSentEvent("message", b'{"a": 1}'), ServerSentEvent("error", b'{"b": 2}')]
+    assert not shortcut.pending
+    partial = SSEDecoder()
+    assert partial.feed(b"data: a") == []  # a partial line first: the next whole-looking read is its end
+    assert partial.feed(b"bc\n\n") == [ServerSentEvent("message", b"abc")]

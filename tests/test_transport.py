@@ -326,3 +326,42 @@ def test_own_clients_hold_the_default_headers() -> None:
     finally:
         transport.close()
     assert transport.client.is_closed
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_our_own_clients_requests_are_built_from_pre_encoded_headers(library: ModuleType) -> None:
+    """Our own client's request: its default headers once each, the request's own winning over
+    them (a stream's accept), host and length added, the per-request time-out set."""
+    defaults = {"accept": "application/json", "user-agent": "azml-chat/test", "authorization": f"Bearer {KEY}"}
+    transport = SyncHttpxTransport(library, None, 50.0, defaults)
+    server = Server(library, b"{}")
+    own = transport.client
+    transport.client = library.Client(transport=library.MockTransport(server), headers=own.headers)
+    own.close()
+    try:
+        streamed = Request("POST", URL, {"accept": "text/event-stream", "x-ms-client-request-id": "r1"}, b"{}", 3.0)
+        _, _, handle = transport.send(streamed)
+        transport.release(handle)
+    finally:
+        transport.close()
+    (sent,) = server.requests
+    names = [name.decode().lower() for name, _ in sent.headers.raw]
+    assert len(names) == len(set(names)), names  # nothing twice
+    assert sent.headers["accept"] == "text/event-stream"
+    assert sent.headers["authorization"] == f"Bearer {KEY}"
+    assert sent.headers["user-agent"] == "azml-chat/test"
+    assert sent.headers["x-ms-client-request-id"] == "r1"
+    assert (sent.headers["host"], sent.headers["content-length"]) == ("ep.eastus.models.ai.azure.com", "2")
+    assert sent.extensions["timeout"] == {"connect": 3.0, "read": 3.0, "write": 3.0, "pool": 3.0}
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_a_callers_client_keeps_its_own_headers(library: ModuleType) -> None:
+    server = Server(library, b"{}")
+    http = library.Client(transport=library.MockTransport(server), headers={"x-tenant": "t1", "accept": "*/*"})
+    transport = SyncHttpxTransport(library, http, 50.0, {})
+    _, _, handle = transport.send(Request("POST", URL, {"accept": "application/json"}, b"{}", 5.0))
+    transport.release(handle)
+    (sent,) = server.requests
+    assert (sent.headers["x-tenant"], sent.headers["accept"]) == ("t1", "application/json")
+    http.close()

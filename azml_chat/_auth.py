@@ -15,7 +15,7 @@ from .errors import ConfigurationError
 
 __all__ = ["TokenCredential", "TokenProvider"]
 
-logger = logging.getLogger("azml_chat")
+logger: logging.Logger = logging.getLogger("azml_chat")
 
 
 class TokenCredential(Protocol):

@@ -56,7 +56,7 @@ from .messages import ChatResponse, Message, ModelInfo, StreamChunk, ToolCallDel
 
 __all__ = ["Attempts", "Call", "StreamState", "prepare"]  # StreamState lives in _stream
 
-logger = logging.getLogger("azml_chat")
+logger: logging.Logger = logging.getLogger("azml_chat")
 
 USER_AGENT = f"azml-chat/{__version__}"
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
@@ -138,16 +138,16 @@ class Call:
         messages: tuple[Message, ...] = (),
         params: Mapping[str, Any] | None = None,
     ) -> None:
-        self.request = request
-        self.formatter = formatter
+        self.request: Request = request
+        self.formatter: ChatFormatter = formatter
         #: Seconds each attempt may take (``chat()`` bounds the whole reply by it too).
-        self.timeout = timeout
-        self.max_retries = max_retries
-        self.stream = stream
-        self.secrets = secrets
+        self.timeout: float | None = timeout
+        self.max_retries: int = max_retries
+        self.stream: bool = stream
+        self.secrets: tuple[str, ...] = secrets
         #: What was asked, for hooks: the messages and the body parameters (no messages, no secrets).
-        self.messages = messages
-        self.params = params or {}
+        self.messages: tuple[Message, ...] = messages
+        self.params: Mapping[str, Any] = params or {}
 
 
 def _check_keys(params: Mapping[str, Any], owner: str) -> None:
@@ -625,7 +625,7 @@ class Attempts:
     ) -> None:
         self._call = call
         #: The call as hooks see it; set only when hooks listen (then each attempt is reported).
-        self.call_info = info
+        self.call_info: CallInfo | None = info
         self._policy = settings.retry_policy
         self._dedicated = settings.endpoint.api_type == "dedicated"
         self._deployment = settings.deployment_name
@@ -634,11 +634,11 @@ class Attempts:
         self._clock = clock
         self._limit = settings.max_response_bytes
         #: The retry under way, counting from 0 (a re-authentication after a 401 is not one).
-        self.attempt = 0
+        self.attempt: int = 0
         #: Requests sent so far.
-        self.sent = 0
+        self.sent: int = 0
         #: When the call began, by ``clock``.
-        self.started = clock()
+        self.started: float = clock()
 
     def _read_whole(self, handle: Any, deadline: float | None, request_id: str | None) -> Flow:
         """Read a body within ``max_response_bytes`` and ``deadline``; returns bytes or the error."""

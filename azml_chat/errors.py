@@ -123,7 +123,7 @@ class APIStatusError(AzureMLChatError):
         super().__init__(message, request_id=request_id)
         self.status_code = status_code
         self.body = body
-        self.headers = dict(headers or {})
+        self.headers: dict[str, str] = dict(headers or {})
         self.code = code
         self.retry_after = retry_after
 

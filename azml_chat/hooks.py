@@ -41,7 +41,7 @@ __all__ = [
     "remove_default_hooks",
 ]
 
-logger = logging.getLogger("azml_chat")
+logger: logging.Logger = logging.getLogger("azml_chat")
 
 
 @attrs.frozen

@@ -70,8 +70,8 @@ try:
     from opentelemetry import trace
     from opentelemetry.metrics import MeterProvider, get_meter
     from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
-except ImportError as exc:  # pragma: no cover - checked in a subprocess by tests/test_otel.py
-    raise ImportError(f'azml_chat.otel needs opentelemetry-api: pip install "azml-chat[otel]" ({exc})') from None
+except ImportError as _exc:  # pragma: no cover - checked in a subprocess by tests/test_otel.py
+    raise ImportError(f'azml_chat.otel needs opentelemetry-api: pip install "azml-chat[otel]" ({_exc})') from None
 
 from ._version import __version__
 from .errors import APIStatusError, AzureMLChatError
@@ -268,7 +268,7 @@ class OpenTelemetryHooks(ChatHooks):
         meter_provider: MeterProvider | None = None,
         capture_content: bool | None = None,
     ) -> None:
-        self.capture_content = _capture_from_env() if capture_content is None else capture_content
+        self.capture_content: bool = _capture_from_env() if capture_content is None else capture_content
         self._tracer = trace.get_tracer("azml_chat", __version__, tracer_provider)
         meter = get_meter("azml_chat", __version__, meter_provider)
         self._duration = meter.create_histogram(

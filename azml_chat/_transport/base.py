@@ -38,11 +38,11 @@ class Request:
     def __init__(
         self, method: str, url: str, headers: Mapping[str, str], content: bytes | None, timeout: float | None
     ) -> None:
-        self.method = method
-        self.url = url
-        self.headers = headers
-        self.content = content
-        self.timeout = timeout
+        self.method: str = method
+        self.url: str = url
+        self.headers: Mapping[str, str] = headers
+        self.content: bytes | None = content
+        self.timeout: float | None = timeout
 
     def __repr__(self) -> str:  # never the headers: they hold the key
         return f"Request({self.method} {self.url}, {len(self.content or b'')} bytes, timeout={self.timeout})"

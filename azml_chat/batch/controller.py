@@ -125,8 +125,8 @@ class AIMDController:
         self.backoff = backoff
         self.probe_patience = probe_patience
         self.max_pause = max_pause
-        self.max_requests_per_minute = _positive("max_requests_per_minute", max_requests_per_minute)
-        self.max_tokens_per_minute = _positive("max_tokens_per_minute", max_tokens_per_minute)
+        self.max_requests_per_minute: float | None = _positive("max_requests_per_minute", max_requests_per_minute)
+        self.max_tokens_per_minute: float | None = _positive("max_tokens_per_minute", max_tokens_per_minute)
         # Requests are paced evenly (a bucket of one): at most rate x W + 1 sends in any window W, so
         # a sliding-window quota (Azure counts over 1, 10 or 60 s) sees at most one request too many.
         self._requests = _Bucket(self.max_requests_per_minute, 1.0) if self.max_requests_per_minute else None
@@ -138,9 +138,9 @@ class AIMDController:
         self._paused_until = -math.inf
         self._full_at = -math.inf
         self._completion_tokens = float(default_completion_tokens)
-        self.in_flight = 0  #: sends not yet answered
-        self.overloads = 0  #: overload signals received (429, 503/504, time-outs)
-        self.cuts = 0  #: times the limit was cut
+        self.in_flight: int = 0  #: sends not yet answered
+        self.overloads: int = 0  #: overload signals received (429, 503/504, time-outs)
+        self.cuts: int = 0  #: times the limit was cut
 
     def __repr__(self) -> str:
         mode = "adaptive" if self.adaptive else "fixed"

@@ -284,8 +284,8 @@ class JsonlJob:
         model: str | None = None,
         keep_model: bool = False,
     ) -> None:
-        self.input_path = Path(input_path)
-        self.output_path = Path(output_path)
+        self.input_path: Path = Path(input_path)
+        self.output_path: Path = Path(output_path)
         self.errors_path = None if errors_path is None else Path(errors_path)
         if self.errors_path is not None and self.errors_path.resolve() == self.output_path.resolve():
             self.errors_path = None

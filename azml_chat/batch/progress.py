@@ -62,7 +62,7 @@ class LogProgress:
     def __init__(
         self, stream: TextIO | None = None, *, interval: float = 10.0, prefix: str = "azml-chat batch"
     ) -> None:
-        self.stream = stream or sys.stderr
+        self.stream: TextIO = stream or sys.stderr
         self.interval = interval
         self.prefix = prefix
         self._plan: JobPlan | None = None
@@ -116,7 +116,7 @@ class RichProgress:
         from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
         from rich.progress import Progress as Bar
 
-        self.console = Console(file=stream or sys.stderr, force_terminal=force_terminal, width=width)
+        self.console: Console = Console(file=stream or sys.stderr, force_terminal=force_terminal, width=width)
         self._bar = Bar(
             TextColumn("[bold]batch"),
             BarColumn(bar_width=24),

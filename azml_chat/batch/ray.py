@@ -105,7 +105,7 @@ class ChatBatchProcessor:
         if api_key is not None:
             settings["api_key"] = api_key
         if concurrency == "adaptive":
-            self.controller = AIMDController(
+            self.controller: AIMDController = AIMDController(
                 max_requests_per_minute=max_requests_per_minute, max_tokens_per_minute=max_tokens_per_minute
             )
         else:

@@ -168,7 +168,7 @@ class LatencyHistogram:
 
     def __init__(self) -> None:
         self._counts: dict[int, int] = {}
-        self.count = 0
+        self.count: int = 0
 
     def add(self, seconds: float) -> None:
         """Record one latency."""

@@ -170,7 +170,7 @@ class Conversation:
         self.system = system
         self.turns: list[dict[str, str]] = []
         try:
-            self.transcript = open(save_to, "a", encoding="utf-8") if save_to else None  # noqa: SIM115 - closed in run()
+            self.transcript: TextIO | None = open(save_to, "a", encoding="utf-8") if save_to else None  # noqa: SIM115 - closed in run()
         except OSError as exc:
             raise UsageError(f"cannot write the transcript to {save_to}: {exc.strerror or exc}") from None
         if system:

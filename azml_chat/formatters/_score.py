@@ -9,7 +9,7 @@ from .._json import loads
 from .._wire import excerpt_of, message_to_wire, parse_chat_completion, raise_error_body
 from ..errors import ModelError, ResponseFormatError
 from ..messages import ChatResponse, Message
-from ._base import ChatFormatter
+from ._base import ChatFormatter, Dialect
 
 __all__ = ["ScoreFormatter", "parse_dedicated_reply"]
 
@@ -23,7 +23,7 @@ class ScoreFormatter(ChatFormatter):
     ``default_parameters``; a caller's parameter of the same name wins.
     """
 
-    dialect = "score"
+    dialect: ClassVar[Dialect] = "score"
     param_aliases: ClassVar[Mapping[str, str]] = {"max_tokens": "max_new_tokens"}
     default_parameters: ClassVar[Mapping[str, Any]] = {}
 
@@ -35,6 +35,8 @@ class ScoreFormatter(ChatFormatter):
         return [message_to_wire(message) for message in messages]
 
     def format_request(self, messages: tuple[Message, ...], params: Mapping[str, Any]) -> Any:
+        """The ``input_data`` body (or the ``inputs`` one with ``legacy_inputs``): :meth:`input_strings`
+        and the renamed parameters over ``default_parameters``."""
         inputs = self.input_strings(messages)
         parameters = {**self.default_parameters, **self.rename_params(params)}
         if self.legacy_inputs:
@@ -42,6 +44,7 @@ class ScoreFormatter(ChatFormatter):
         return {"input_data": {"input_string": inputs, "parameters": parameters}}
 
     def parse_response(self, payload: Any) -> ChatResponse | str:
+        """Any reply shape of the dedicated containers (see :func:`parse_dedicated_reply`)."""
         return parse_dedicated_reply(payload)
 
     def __repr__(self) -> str:

@@ -34,6 +34,7 @@ class MistralChatFormatter(ScoreFormatter):
     name: ClassVar[str] = "mistral"
 
     def input_strings(self, messages: tuple[Message, ...]) -> list[Any]:
+        """The messages in wire form, the system text joined to the first user turn."""
         system = "\n\n".join(message.text for message in messages if message.role == "system")
         rest = [message for message in messages if message.role != "system"]
         if system:
@@ -57,6 +58,7 @@ class TextGenerationFormatter(ScoreFormatter):
     default_parameters: ClassVar[Mapping[str, Any]] = {"return_full_text": False}
 
     def input_strings(self, messages: tuple[Message, ...]) -> list[Any]:
+        """One prompt: a lone user message as it is, a longer chat as a transcript ending ``Assistant:``."""
         if len(messages) == 1 and messages[0].role == "user":
             return [messages[0].text]
         lines = [f"{message.role.capitalize()}: {message.text}" for message in messages]

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 from .._wire import message_to_wire, parse_chat_completion
 from ..messages import ChatResponse, Message
-from ._base import CALL_FEATURES, ChatFormatter
+from ._base import CALL_FEATURES, ChatFormatter, Dialect
 
 __all__ = ["STANDARD_KEYS", "OpenAIChatFormatter"]
 
@@ -35,15 +35,17 @@ class OpenAIChatFormatter(ChatFormatter):
     """``{"messages": [...], "temperature": ..., ...}``; replies are ``chat.completion`` objects."""
 
     name: ClassVar[str] = "openai"
-    dialect = "chat-completions"
+    dialect: ClassVar[Dialect] = "chat-completions"
     supports_streaming: ClassVar[bool] = True
     param_aliases: ClassVar[Mapping[str, str]] = {"max_new_tokens": "max_tokens"}
     features: ClassVar[frozenset[str]] = CALL_FEATURES
 
     def format_request(self, messages: tuple[Message, ...], params: Mapping[str, Any]) -> Any:
+        """The chat-completions body: the renamed parameters and the messages in wire form."""
         body = self.rename_params(params)
         body["messages"] = [message_to_wire(message) for message in messages]
         return body
 
     def parse_response(self, payload: Any) -> ChatResponse:
+        """A ``chat.completion`` object as a :class:`ChatResponse`."""
         return parse_chat_completion(payload)

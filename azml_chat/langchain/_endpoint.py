@@ -159,7 +159,7 @@ class AzureMLBaseEndpoint(BaseModel):
     (an Entra ID ``credential`` is shared, not copied).
     """
 
-    model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True, extra="forbid")
+    model_config: ClassVar[ConfigDict] = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True, extra="forbid")
 
     endpoint_url: str = Field(default_factory=from_env("AZUREML_ENDPOINT_URL", default=""))
     """The scoring URL (``.../score``) or chat-completions URL; env ``AZUREML_ENDPOINT_URL``."""

@@ -83,7 +83,7 @@ class AzureMLOnlineEndpoint(AzureMLBaseEndpoint, BaseLLM):
     carries the token counts when the endpoint reports them.
     """
 
-    model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True, extra="forbid")
+    model_config: ClassVar[ConfigDict] = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True, extra="forbid")
 
     _takes_prompts: ClassVar[bool] = True
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from operator import itemgetter
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
@@ -88,7 +88,7 @@ class AzureMLChatOnlineEndpoint(AzureMLBaseEndpoint, BaseChatModel):
     use :class:`azml_chat.AsyncChatClient` (no threads).
     """
 
-    model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True, extra="forbid")
+    model_config: ClassVar[ConfigDict] = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True, extra="forbid")
 
     streaming: bool = False
     """Whether ``invoke`` streams internally (callbacks then get tokens as they arrive)."""

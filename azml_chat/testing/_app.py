@@ -25,7 +25,7 @@ from ._models import ChatTurn, RecordedRequest, Responder, ScriptedReply, echo_r
 from ._reply import HTTPError, Reply, azure_error, json_bytes, json_reply, openai_error
 from ._routes import KINDS, Route, find_route
 
-logger = logging.getLogger("azml_chat.testing")
+logger: logging.Logger = logging.getLogger("azml_chat.testing")
 
 CHAT_FAMILIES = frozenset({"llama", "hf", "phi", "mistral"})
 FAMILIES = CHAT_FAMILIES | {"openai", "text-generation"}
@@ -217,7 +217,7 @@ class ChatApp:
         self.model_name = model_name
         self.responder: Responder = responder or echo_responder
         self.sse_comments = sse_comments
-        self.limits = limits or Capacity()
+        self.limits: Capacity = limits or Capacity()
         self.clock: Callable[[], float] = clock or anyio.current_time
 
     async def handle(self, req: RecordedRequest) -> Reply:

@@ -27,9 +27,9 @@ from ._reply import Reply, azure_error, json_reply, reason_phrase
 
 __all__ = ["LocalEndpoint"]
 
-logger = logging.getLogger("azml_chat.testing")
+logger: logging.Logger = logging.getLogger("azml_chat.testing")
 #: One INFO line per request (``azml-chat serve`` shows them); silent unless configured.
-access_log = logging.getLogger("azml_chat.testing.access")
+access_log: logging.Logger = logging.getLogger("azml_chat.testing.access")
 
 _STREAM_ERRORS = (
     anyio.EndOfStream,
@@ -180,7 +180,7 @@ class LocalEndpoint:
             retry_after=retry_after,
             service_time=service_time,
         )
-        self.app = ChatApp(
+        self.app: ChatApp = ChatApp(
             kind=kind,
             family=family,
             reply_shape=reply_shape,
@@ -204,8 +204,8 @@ class LocalEndpoint:
         self._idle: anyio.Event | None = None  # set when _active drops to 0 during drain()
         self._accept_scopes: list[anyio.CancelScope] = []
         self._listener: anyio.abc.Listener[Any] | None = None
-        self.open_connections = 0  #: currently open TCP connections
-        self.total_connections = 0  #: connections accepted since start
+        self.open_connections: int = 0  #: currently open TCP connections
+        self.total_connections: int = 0  #: connections accepted since start
         self._stack: contextlib.AsyncExitStack | None = None
         self._thread: threading.Thread | None = None
         self._stop_event: anyio.Event | None = None

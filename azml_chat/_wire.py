@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ._json import dumps
 from .errors import InvalidRequestError, ModelError, ResponseFormatError
 from .messages import (
+    ROLES,
     ChatResponse,
     Choice,
     ContentPart,
@@ -42,6 +43,7 @@ __all__ = [
     "message_from_wire",
     "message_to_wire",
     "parse_chat_completion",
+    "plain_wire_messages",
     "raise_error_body",
     "split_think",
     "usage_from_wire",
@@ -155,6 +157,34 @@ def coerce_messages(messages: MessageInput) -> tuple[Message, ...]:
     if not messages:
         raise InvalidRequestError("messages is empty: pass at least one message")
     return tuple([Message("user", item) if isinstance(item, str) else message_from_wire(item) for item in messages])
+
+
+def plain_wire_messages(messages: Any) -> list[dict[str, Any]] | None:
+    """The wire form of the usual input, made without :class:`Message` values: a string, or a
+    list of strings and plain ``{"role": ..., "content": "..."}`` dicts whose role is valid
+    (exactly what :func:`coerce_messages` would accept and send unchanged). ``None`` for
+    anything else, which then goes through :func:`coerce_messages`. The dicts are new ones.
+    """
+    if type(messages) is str:
+        return [{"role": "user", "content": messages}]
+    if type(messages) is not list or not messages:
+        return None
+    wire = []
+    for item in messages:
+        kind = type(item)
+        if kind is dict:
+            if len(item) != 2:
+                return None
+            role = item.get("role")
+            content = item.get("content")
+            if type(content) is not str or type(role) is not str or role not in ROLES:
+                return None
+            wire.append({"role": role, "content": content})
+        elif kind is str:
+            wire.append({"role": "user", "content": item})
+        else:
+            return None
+    return wire
 
 
 def _make_converter() -> cattrs.Converter:

@@ -208,7 +208,7 @@ def _to_tool_calls(value: Iterable[ToolCall | Mapping[str, Any]]) -> tuple[ToolC
 
 
 def _check_role(_instance: Any, _attribute: Any, value: Any) -> None:
-    if value not in ROLES:
+    if not isinstance(value, str) or value not in ROLES:  # a list is unhashable: no TypeError from `in`
         raise InvalidRequestError(f"unknown message role {value!r}: use one of {', '.join(sorted(ROLES))}")
 
 

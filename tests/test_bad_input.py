@@ -41,6 +41,9 @@ class Unserializable:
 
 
 # (id, messages, call keyword arguments, expected error type, pattern the message must match)
+_CIRCULAR: list[Any] = []
+_CIRCULAR.append(_CIRCULAR)  # a list that contains itself
+
 BAD_CALLS: list[tuple[str, Any, dict[str, Any], type[AzureMLChatError], str]] = [
     ("empty-list", [], {}, InvalidRequestError, r"messages is empty"),
     ("empty-tuple", (), {}, InvalidRequestError, r"messages is empty"),
@@ -87,6 +90,7 @@ BAD_CALLS: list[tuple[str, Any, dict[str, Any], type[AzureMLChatError], str]] = 
     ("param-inf", "hi", {"top_p": float("inf")}, InvalidRequestError, r"not JSON-serializable"),
     ("param-tuple-keys", "hi", {"extra_body": {"logit_bias": {(1, 2): 3}}}, InvalidRequestError, r"not JSON"),
     ("param-bytes", "hi", {"user": b"bob"}, InvalidRequestError, r"not JSON-serializable"),
+    ("param-circular", "hi", {"extra_body": {"stop": _CIRCULAR}}, InvalidRequestError, r"circular reference"),
     ("lone-surrogate", "bad \ud800 text", {}, InvalidRequestError, r"lone surrogate"),
     ("lone-surrogate-in-param", "hi", {"user": "\udfff"}, InvalidRequestError, r"lone surrogate"),
     ("max-retries-negative", "hi", {"max_retries": -1}, InvalidRequestError, r"max_retries must be .*-1"),

@@ -57,7 +57,8 @@ from azml_chat._core import (
     retry_delay,
     status_error,
 )
-from azml_chat._wire import split_think
+from azml_chat._json import dumps, loads
+from azml_chat._wire import coerce_messages, message_to_wire, plain_wire_messages, split_think
 from azml_chat.config import ClientSettings
 from azml_chat.hooks import AttemptInfo, CallInfo
 
@@ -1310,3 +1311,79 @@ def test_openai_replies_carry_their_metadata_and_a_subclass_parses_its_own_way()
         assert reply.raw == json.loads(OK_BODY)
         assert reply.headers is not None
         assert reply.headers["x-request-id"] == "r7"
+
+
+# --- the plain-message fast path and the JSON codec ----------------------------------------
+
+_PLAIN_INPUTS: list[Any] = [
+    "hello",
+    ["hi", "there"],
+    [{"role": "system", "content": "be brief"}, {"role": "user", "content": ""}],
+    [{"role": role, "content": "x"} for role in ("system", "user", "assistant", "tool", "developer")],
+]
+_OTHER_INPUTS: list[Any] = [
+    [{"role": "user", "content": "hi", "name": "bob"}],  # a third key
+    [{"role": "user", "content": None}],
+    [{"role": "user", "content": [{"type": "text", "text": "hi"}]}],
+    [Message("user", "hi")],
+    ({"role": "user", "content": "hi"},),  # a tuple, not a list
+    {"role": "user", "content": "hi"},
+]
+
+
+@pytest.mark.parametrize("messages", _PLAIN_INPUTS + _OTHER_INPUTS)
+def test_plain_messages_make_the_same_body_and_the_same_messages(messages: Any) -> None:
+    settings = make_settings()
+    call = prepare(settings, messages, {}, stream=False, owner="ChatClient.chat", include_defaults=False)
+    expected = [message_to_wire(message) for message in coerce_messages(messages)]
+    assert body_of(call)["messages"] == expected
+    assert call.messages == coerce_messages(messages)  # made on request (hooks) from the same input
+    assert (plain_wire_messages(messages) is not None) == (messages in _PLAIN_INPUTS)
+
+
+@pytest.mark.parametrize(
+    ("messages", "match"),
+    [
+        ([{"role": "usr", "content": "hi"}], "unknown message role 'usr'"),
+        ([{"role": ["user"], "content": "hi"}], "unknown message role"),  # unhashable: no TypeError
+        ([{"content": "hi", "text": "x"}], "has no 'role'"),
+        ([], "messages is empty"),
+        (["hi", 3], "not int"),
+    ],
+)
+def test_plain_looking_messages_are_checked_as_messages_are(messages: Any, match: str) -> None:
+    with pytest.raises(InvalidRequestError, match=match):
+        prepare(make_settings(), messages, {}, stream=False, owner="ChatClient.chat", include_defaults=False)
+
+
+def test_the_plain_path_builds_new_dicts() -> None:
+    message = {"role": "user", "content": "hi"}
+    wire = plain_wire_messages([message])
+    assert wire == [message]
+    assert wire is not None and wire[0] is not message
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [('{"a":1}', {"a": 1}), (' {"a": 1}\n', {"a": 1}), (b"[1,2]", [1, 2]), (b"\xef\xbb\xbf{}", {}), ("NaN", None)],
+)
+def test_loads_matches_json_loads(text: str | bytes, value: Any) -> None:
+    decoded = loads(text)
+    if value is None:  # NaN, as json.loads reads it
+        assert decoded != decoded
+    else:
+        assert decoded == value == json.loads(text)
+
+
+@pytest.mark.parametrize("text", ["", "{", "1 2", '{"a":1} x', b"\xff"])
+def test_loads_fails_as_json_loads_does(text: str | bytes) -> None:
+    with pytest.raises(ValueError, match=r"\w") as ours:
+        loads(text)
+    with pytest.raises(ValueError, match=r"\w") as theirs:
+        json.loads(text)
+    assert str(ours.value) == str(theirs.value)
+
+
+def test_dumps_matches_json_dumps() -> None:
+    value = {"text": 'é \u2028 "quoted"', "n": [1, 2.5, True, None], 1: "int key"}
+    assert dumps(value) == json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()

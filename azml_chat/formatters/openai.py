@@ -42,8 +42,12 @@ class OpenAIChatFormatter(ChatFormatter):
 
     def format_request(self, messages: tuple[Message, ...], params: Mapping[str, Any]) -> Any:
         """The chat-completions body: the renamed parameters and the messages in wire form."""
+        return self.body_with(params, [message_to_wire(message) for message in messages])
+
+    def body_with(self, params: Mapping[str, Any], wire_messages: list[dict[str, Any]]) -> dict[str, Any]:
+        """The chat-completions body for messages already in wire form."""
         body = self.rename_params(params)
-        body["messages"] = [message_to_wire(message) for message in messages]
+        body["messages"] = wire_messages
         return body
 
     def parse_response(self, payload: Any) -> ChatResponse:

@@ -54,7 +54,13 @@ PARAMS = {"temperature": 0.2, "max_tokens": 64}
 SERVERLESS_BODY = {"messages": MESSAGES, **PARAMS}
 DEDICATED_BODY = {"input_data": {"input_string": MESSAGES, "parameters": {"temperature": 0.2, "max_new_tokens": 64}}}
 STREAM_BODY = {**SERVERLESS_BODY, "stream": True}
-RAW_HEADERS = {"authorization": f"Bearer {API_KEY}"}
+# The raw baselines send the request the clients send: both key headers (as Microsoft's SDK
+# does, and the clients by default) held by the HTTP client, and an x-ms-client-request-id
+# per request (a fixed one: the raw code does not pay for making ids). The "minimal" rows
+# send only Authorization, for reference: each header costs httpx2 ~30k instructions.
+RAW_CLIENT_HEADERS = {"authorization": f"Bearer {API_KEY}", "api-key": API_KEY}
+RAW_REQUEST_HEADERS = {"x-ms-client-request-id": "6f1e3c2a-1b2c-4d3e-8f4a-5b6c7d8e9f00"}
+MINIMAL_HEADERS = {"authorization": f"Bearer {API_KEY}"}
 
 
 def _cpu() -> float:
@@ -103,12 +109,12 @@ def _delta_of(data: bytes | str) -> int:
 
 
 @contextlib.asynccontextmanager
-async def _raw_httpx_posts(job: Job, http: Any) -> AsyncIterator[AsyncOne]:
+async def _raw_httpx_posts(job: Job, http: Any, headers: dict[str, str]) -> AsyncIterator[AsyncOne]:
     """Raw posts on a given ``httpx2.AsyncClient`` / ``httpx.AsyncClient`` (or a subclass)."""
     async with http:
 
         async def one() -> int:
-            response = await http.post(job.url, json=job.body, headers=RAW_HEADERS)
+            response = await http.post(job.url, json=job.body, headers=headers)
             response.raise_for_status()
             _text_of(json.loads(response.content), job.kind)
             return 1
@@ -116,21 +122,26 @@ async def _raw_httpx_posts(job: Job, http: Any) -> AsyncIterator[AsyncOne]:
         yield one
 
 
-def raw_async(library: str) -> Callable[[Job], contextlib.AbstractAsyncContextManager[AsyncOne]]:
+def raw_async(library: str, minimal: bool = False) -> Callable[[Job], contextlib.AbstractAsyncContextManager[AsyncOne]]:
     def scenario(job: Job) -> contextlib.AbstractAsyncContextManager[AsyncOne]:
-        return _raw_httpx_posts(job, importlib.import_module(library).AsyncClient())
+        if minimal:
+            return _raw_httpx_posts(job, importlib.import_module(library).AsyncClient(), MINIMAL_HEADERS)
+        http = importlib.import_module(library).AsyncClient(headers=RAW_CLIENT_HEADERS)
+        return _raw_httpx_posts(job, http, RAW_REQUEST_HEADERS)
 
     return scenario
 
 
 @contextlib.asynccontextmanager
-async def raw_aiohttp(job: Job) -> AsyncIterator[AsyncOne]:
+async def raw_aiohttp(job: Job, minimal: bool = False) -> AsyncIterator[AsyncOne]:
     import aiohttp
 
-    async with aiohttp.ClientSession() as session:
+    session = aiohttp.ClientSession(headers=None if minimal else RAW_CLIENT_HEADERS)
+    headers = MINIMAL_HEADERS if minimal else RAW_REQUEST_HEADERS
+    async with session:
 
         async def one() -> int:
-            async with session.post(job.url, json=job.body, headers=RAW_HEADERS) as response:
+            async with session.post(job.url, json=job.body, headers=headers) as response:
                 response.raise_for_status()
                 _text_of(json.loads(await response.read()), job.kind)
             return 1
@@ -141,7 +152,7 @@ async def raw_aiohttp(job: Job) -> AsyncIterator[AsyncOne]:
 def raw_httpx_aiohttp(job: Job) -> contextlib.AbstractAsyncContextManager[AsyncOne]:
     import httpx_aiohttp
 
-    return _raw_httpx_posts(job, httpx_aiohttp.HttpxAiohttpClient())
+    return _raw_httpx_posts(job, httpx_aiohttp.HttpxAiohttpClient(headers=RAW_CLIENT_HEADERS), RAW_REQUEST_HEADERS)
 
 
 def _no_op_hooks() -> Any:
@@ -183,13 +194,15 @@ async def sdk_httpx_aiohttp(job: Job) -> AsyncIterator[AsyncOne]:
         yield one
 
 
-def raw_sync(library: str) -> Callable[[Job], contextlib.AbstractContextManager[SyncOne]]:
+def raw_sync(library: str, minimal: bool = False) -> Callable[[Job], contextlib.AbstractContextManager[SyncOne]]:
     @contextlib.contextmanager
     def scenario(job: Job) -> Iterator[SyncOne]:
-        with importlib.import_module(library).Client() as http:
+        client = importlib.import_module(library).Client(headers=None if minimal else RAW_CLIENT_HEADERS)
+        headers = MINIMAL_HEADERS if minimal else RAW_REQUEST_HEADERS
+        with client as http:
 
             def one() -> int:
-                response = http.post(job.url, json=job.body, headers=RAW_HEADERS)
+                response = http.post(job.url, json=job.body, headers=headers)
                 response.raise_for_status()
                 _text_of(json.loads(response.content), job.kind)
                 return 1
@@ -219,11 +232,11 @@ def _sdk_sync(job: Job, http: str | None = None, hooked: bool = False) -> Iterat
 def stream_raw_async(library: str) -> Callable[[Job], contextlib.AbstractAsyncContextManager[AsyncOne]]:
     @contextlib.asynccontextmanager
     async def scenario(job: Job) -> AsyncIterator[AsyncOne]:
-        async with importlib.import_module(library).AsyncClient() as http:
+        async with importlib.import_module(library).AsyncClient(headers=RAW_CLIENT_HEADERS) as http:
 
             async def one() -> int:
                 units = 0
-                async with http.stream("POST", job.url, json=STREAM_BODY, headers=RAW_HEADERS) as response:
+                async with http.stream("POST", job.url, json=STREAM_BODY, headers=RAW_REQUEST_HEADERS) as response:
                     response.raise_for_status()
                     async for line in response.aiter_lines():
                         if line.startswith("data: "):
@@ -239,11 +252,11 @@ def stream_raw_async(library: str) -> Callable[[Job], contextlib.AbstractAsyncCo
 async def stream_raw_aiohttp(job: Job) -> AsyncIterator[AsyncOne]:
     import aiohttp
 
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(headers=RAW_CLIENT_HEADERS) as session:
 
         async def one() -> int:
             units = 0
-            async with session.post(job.url, json=STREAM_BODY, headers=RAW_HEADERS) as response:
+            async with session.post(job.url, json=STREAM_BODY, headers=RAW_REQUEST_HEADERS) as response:
                 response.raise_for_status()
                 async for line in response.content:
                     if line.startswith(b"data: "):
@@ -273,11 +286,11 @@ async def _stream_sdk_async(job: Job, **options: Any) -> AsyncIterator[AsyncOne]
 def stream_raw_sync(library: str) -> Callable[[Job], contextlib.AbstractContextManager[SyncOne]]:
     @contextlib.contextmanager
     def scenario(job: Job) -> Iterator[SyncOne]:
-        with importlib.import_module(library).Client() as http:
+        with importlib.import_module(library).Client(headers=RAW_CLIENT_HEADERS) as http:
 
             def one() -> int:
                 units = 0
-                with http.stream("POST", job.url, json=STREAM_BODY, headers=RAW_HEADERS) as response:
+                with http.stream("POST", job.url, json=STREAM_BODY, headers=RAW_REQUEST_HEADERS) as response:
                     response.raise_for_status()
                     for line in response.iter_lines():
                         if line.startswith("data: "):
@@ -308,6 +321,8 @@ def stream_sdk_sync(job: Job) -> Iterator[SyncOne]:
 
 SCENARIOS: dict[str, Callable[[Job], Any]] = {
     "httpx2-async": raw_async("httpx2"),
+    "httpx2-async-minimal": raw_async("httpx2", minimal=True),
+    "aiohttp-minimal": functools.partial(raw_aiohttp, minimal=True),
     "httpx-async": raw_async("httpx"),
     "aiohttp": raw_aiohttp,
     "httpx-aiohttp": raw_httpx_aiohttp,
@@ -317,6 +332,7 @@ SCENARIOS: dict[str, Callable[[Job], Any]] = {
     "sdk-httpx": functools.partial(_sdk_async, http="httpx"),
     "sdk-httpx-aiohttp": sdk_httpx_aiohttp,
     "httpx2-sync": raw_sync("httpx2"),
+    "httpx2-sync-minimal": raw_sync("httpx2", minimal=True),
     "httpx-sync": raw_sync("httpx"),
     "sdk-sync": _sdk_sync,
     "sdk-sync-hook": functools.partial(_sdk_sync, hooked=True),
@@ -351,6 +367,9 @@ class Group:
     rows: tuple[Row, ...]
 
 
+MINIMAL = "the same raw code, minimal request (Authorization only)"
+
+
 def _request_rows(c: int) -> tuple[Row, ...]:
     """Each SDK row next to the raw code of the library it runs on."""
     rows = []
@@ -359,6 +378,7 @@ def _request_rows(c: int) -> tuple[Row, ...]:
         rows.append(Row(raw, "httpx2-async", kind, f"raw httpx2.AsyncClient, {kind}"))
         rows.append(Row(f"sdk-async/{kind}/c{c}", "sdk-async", kind, f"AsyncChatClient (default: httpx2), {kind}", raw))
     raw2 = f"httpx2-async/serverless/c{c}"
+    rows.append(Row(f"httpx2-async-minimal/serverless/c{c}", "httpx2-async-minimal", "serverless", MINIMAL, raw2))
     if c == 1:
         rows.append(
             Row(
@@ -371,6 +391,7 @@ def _request_rows(c: int) -> tuple[Row, ...]:
         )
     raw = f"aiohttp/serverless/c{c}"
     rows.append(Row(raw, "aiohttp", "serverless", "raw aiohttp.ClientSession"))
+    rows.append(Row(f"aiohttp-minimal/serverless/c{c}", "aiohttp-minimal", "serverless", MINIMAL, raw))
     rows.append(
         Row(f"sdk-aiohttp/serverless/c{c}", "sdk-aiohttp", "serverless", 'AsyncChatClient, driver="aiohttp"', raw)
     )
@@ -423,6 +444,15 @@ def _sync_rows() -> tuple[Row, ...]:
         raw = f"httpx2-sync/{kind}/c1"
         rows.append(Row(raw, "httpx2-sync", kind, f"raw httpx2.Client, {kind}"))
         rows.append(Row(f"sdk-sync/{kind}/c1", "sdk-sync", kind, f"ChatClient (default: httpx2), {kind}", raw))
+    rows.append(
+        Row(
+            "httpx2-sync-minimal/serverless/c1",
+            "httpx2-sync-minimal",
+            "serverless",
+            MINIMAL,
+            "httpx2-sync/serverless/c1",
+        )
+    )
     rows.append(
         Row(
             "sdk-sync-hook/serverless/c1",
@@ -516,6 +546,33 @@ TARGETS = [
         None,
     ),
     Target("aiohttp driver stream per chunk / raw aiohttp, C=1", "stream-sdk-aiohttp/c1", "stream-aiohttp/c1", None),
+    Target(
+        "AsyncChatClient / minimal raw httpx2, serverless, C=1",
+        "sdk-async/serverless/c1",
+        "httpx2-async-minimal/serverless/c1",
+        None,
+    ),
+    Target(
+        "AsyncChatClient / minimal raw httpx2, serverless, C=64",
+        "sdk-async/serverless/c64",
+        "httpx2-async-minimal/serverless/c64",
+        None,
+    ),
+    Target(
+        "ChatClient / minimal raw httpx2, serverless",
+        "sdk-sync/serverless/c1",
+        "httpx2-sync-minimal/serverless/c1",
+        None,
+    ),
+    Target(
+        "aiohttp driver / minimal raw aiohttp, C=1", "sdk-aiohttp/serverless/c1", "aiohttp-minimal/serverless/c1", None
+    ),
+    Target(
+        "aiohttp driver / minimal raw aiohttp, C=64",
+        "sdk-aiohttp/serverless/c64",
+        "aiohttp-minimal/serverless/c64",
+        None,
+    ),
 ]
 
 

@@ -51,7 +51,15 @@ from .errors import (
     ServerError,
     StreamError,
 )
-from .formatters import CALL_FEATURES, STANDARD_KEYS, ChatFormatter, OpenAIChatFormatter
+from .formatters import (
+    CALL_FEATURES,
+    STANDARD_KEYS,
+    ChatFormatter,
+    LlamaChatFormatter,
+    OpenAIChatFormatter,
+    PhiChatFormatter,
+    ScoreFormatter,
+)
 from .hooks import AttemptInfo, CallInfo
 from .messages import ChatResponse, Message, ModelInfo, StreamChunk, ToolCallDelta
 
@@ -72,6 +80,9 @@ _STATUS_ERRORS: dict[int, type[APIStatusError]] = {
 }
 _AFTER_DONE_LIMIT = 64 * 1024
 _TOOL_CHOICE_WORDS = frozenset({"auto", "none", "required"})
+#: Formatters (these exact classes: a subclass may override it) whose body holds the messages in
+#: wire form, so plain message dicts can go in as they are.
+_PLAIN_BODIES = frozenset({OpenAIChatFormatter, ScoreFormatter, LlamaChatFormatter, PhiChatFormatter})
 
 
 # --- preparing a call ------------------------------------------------------------------
@@ -82,11 +93,11 @@ _UUID4_SET = (0x8000 << 48) | (4 << 76)
 
 
 def new_request_id() -> str:
-    """A random UUID4 string for ``x-ms-client-request-id`` (3x cheaper than ``str(uuid.uuid4())``).
+    """A random UUID4 string for ``x-ms-client-request-id`` (4x cheaper than ``str(uuid.uuid4())``).
 
     An id for correlating logs, not a secret, so ``random`` (re-seeded after fork) is enough.
     """
-    digits = f"{getrandbits(128) & _UUID4_CLEAR | _UUID4_SET:032x}"
+    digits = (getrandbits(128) & _UUID4_CLEAR | _UUID4_SET).to_bytes(16).hex()  # cheaper than f"{n:032x}"
     return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
 
 
@@ -232,9 +243,10 @@ def prepare(
     """
     _check_keys(params, owner)
     formatter: ChatFormatter = settings.formatter
-    # Plain {"role", "content": str} dicts go to an OpenAI body as they are, checked as Message
-    # would check them (~30k instructions a call less); anything else becomes Message values.
-    wire = plain_wire_messages(messages) if type(formatter) is OpenAIChatFormatter else None
+    # Plain {"role", "content": str} dicts go into the body as they are, checked as Message would
+    # check them (~30k instructions a call less), where the formatter sends messages in wire
+    # form; anything else becomes Message values.
+    wire = plain_wire_messages(messages) if type(formatter) in _PLAIN_BODIES else None
     prepared = coerce_messages(messages) if wire is None else None
     endpoint = settings.endpoint
     extra_body = params.get("extra_body")
@@ -259,7 +271,7 @@ def prepare(
     elif chat_completions:
         merged.pop("stream", None)
     if wire is not None:
-        body = cast(OpenAIChatFormatter, formatter).body_with(merged, wire)
+        body = cast("OpenAIChatFormatter | ScoreFormatter", formatter).body_with(merged, wire)
     else:
         assert prepared is not None  # made above when there is no wire form
         body = format_body(formatter, prepared, merged)

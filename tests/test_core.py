@@ -58,7 +58,7 @@ from azml_chat._core import (
     status_error,
 )
 from azml_chat._json import dumps, loads
-from azml_chat._wire import coerce_messages, message_to_wire, plain_wire_messages, split_think
+from azml_chat._wire import coerce_messages, plain_wire_messages, split_think
 from azml_chat.config import ClientSettings
 from azml_chat.hooks import AttemptInfo, CallInfo
 
@@ -1331,12 +1331,14 @@ _OTHER_INPUTS: list[Any] = [
 ]
 
 
+@pytest.mark.parametrize("formatter", ["openai", "llama", "phi", "mistral", "text-generation"])
 @pytest.mark.parametrize("messages", _PLAIN_INPUTS + _OTHER_INPUTS)
-def test_plain_messages_make_the_same_body_and_the_same_messages(messages: Any) -> None:
-    settings = make_settings()
-    call = prepare(settings, messages, {}, stream=False, owner="ChatClient.chat", include_defaults=False)
-    expected = [message_to_wire(message) for message in coerce_messages(messages)]
-    assert body_of(call)["messages"] == expected
+def test_plain_messages_make_the_same_body_and_the_same_messages(messages: Any, formatter: str) -> None:
+    url = SERVERLESS if formatter == "openai" else DEDICATED
+    settings = make_settings(url, formatter=formatter)
+    params = {"temperature": 0.5}
+    call = prepare(settings, messages, params, stream=False, owner="ChatClient.chat", include_defaults=False)
+    assert body_of(call) == settings.formatter.format_request(coerce_messages(messages), params)
     assert call.messages == coerce_messages(messages)  # made on request (hooks) from the same input
     assert (plain_wire_messages(messages) is not None) == (messages in _PLAIN_INPUTS)
 

@@ -37,7 +37,10 @@ class ScoreFormatter(ChatFormatter):
     def format_request(self, messages: tuple[Message, ...], params: Mapping[str, Any]) -> Any:
         """The ``input_data`` body (or the ``inputs`` one with ``legacy_inputs``): :meth:`input_strings`
         and the renamed parameters over ``default_parameters``."""
-        inputs = self.input_strings(messages)
+        return self.body_with(params, self.input_strings(messages))
+
+    def body_with(self, params: Mapping[str, Any], inputs: list[Any]) -> dict[str, Any]:
+        """The body for an ``input_string`` list already made."""
         parameters = {**self.default_parameters, **self.rename_params(params)}
         if self.legacy_inputs:
             return {"inputs": {"input_string": inputs}, "parameters": parameters}

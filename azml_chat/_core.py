@@ -280,7 +280,7 @@ def prepare(
     headers["x-ms-client-request-id"] = new_request_id()
     if streaming:
         headers["accept"] = "text/event-stream"
-    if chat_completions and endpoint.extra_parameters_header and isinstance(body, Mapping):
+    if chat_completions and endpoint.extra_parameters_header and (type(body) is dict or isinstance(body, Mapping)):
         policy = settings.extra_parameters
         if policy is None and not STANDARD_KEYS.issuperset(body):
             policy = "pass-through"
@@ -290,7 +290,8 @@ def prepare(
     if extra:
         headers.update(extra)
     rotating, secrets = request_auth(settings)
-    headers.update(rotating)
+    if rotating:
+        headers.update(rotating)
     if params.get("extra_headers"):
         headers.update(check_headers(params["extra_headers"], "extra_headers", InvalidRequestError))
 
@@ -305,7 +306,7 @@ def prepare(
         timeout = check_seconds(params["timeout"], "timeout", InvalidRequestError)
     max_retries = params.get("max_retries")
     return Call(
-        Request("POST", url, headers, dumps(body), timeout),
+        Request("POST", url, headers, dumps(body), timeout, not stream),
         formatter,
         timeout,
         settings.max_retries if max_retries is None else check_retries(max_retries, InvalidRequestError),
@@ -681,6 +682,8 @@ class Attempts:
         while True:
             piece = yield read
             if isinstance(piece, AzureMLChatError):
+                if deadline is not None and isinstance(piece, APITimeoutError) and self._clock() >= deadline:
+                    return self._too_slow(request_id)  # the driver's own deadline came first: the same error
                 piece.request_id = piece.request_id or request_id
                 return piece
             if not piece:
@@ -692,12 +695,14 @@ class Attempts:
                 )
             chunks.append(piece)
             if deadline is not None and self._clock() > deadline:
-                timeout = self._call.timeout
-                return APITimeoutError(
-                    f"the whole reply took longer than timeout={timeout:g}s (raise it with timeout= or "
-                    "AZUREML_TIMEOUT, or pass timeout=None for none)",
-                    request_id=request_id,
-                )
+                return self._too_slow(request_id)
+
+    def _too_slow(self, request_id: str | None) -> APITimeoutError:
+        return APITimeoutError(
+            f"the whole reply took longer than timeout={self._call.timeout:g}s (raise it with timeout= or "
+            "AZUREML_TIMEOUT, or pass timeout=None for none)",
+            request_id=request_id,
+        )
 
     def _send_until_accepted(self) -> Flow:
         """Attempts until a status below 400 arrives; returns ``(headers, handle, sent_at)``."""
@@ -718,6 +723,7 @@ class Attempts:
                     {**request.headers, "authorization": f"Bearer {token}"},
                     request.content,
                     request.timeout,
+                    request.whole_reply,
                 )
                 secrets = (*secrets, token)
             if debug:

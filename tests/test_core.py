@@ -1389,3 +1389,10 @@ def test_loads_fails_as_json_loads_does(text: str | bytes) -> None:
 def test_dumps_matches_json_dumps() -> None:
     value = {"text": 'é \u2028 "quoted"', "n": [1, 2.5, True, None], 1: "int key"}
     assert dumps(value) == json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def test_only_a_chat_request_is_bounded_as_a_whole() -> None:
+    settings = make_settings()
+    assert make_call(settings).request.whole_reply is True  # chat(): the deadline covers the whole reply
+    assert make_call(settings, stream=True).request.whole_reply is False  # each piece, not the stream
+    assert info_call(settings, False).request.whole_reply is False

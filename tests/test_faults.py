@@ -305,6 +305,16 @@ CONNECTION_CASES = [
         options={"timeout": 0.25},
         match="longer than timeout=0.25s",
     ),
+    # The body stalls: whichever deadline fires first (the driver's own or the client's), the
+    # error is the same.
+    Case(
+        "body-stalls-past-deadline",
+        faults(Fault(delay_between_chunks=1.0, chunk_size=8)),
+        APITimeoutError,
+        attempts=1,
+        options={"timeout": 0.25},
+        match="longer than timeout=0.25s",
+    ),
     # A stream's timeout bounds each piece, not the whole stream.
     Case(
         "stream-trickles-within-read-timeout",

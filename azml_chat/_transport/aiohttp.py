@@ -27,7 +27,11 @@ TIMEOUTS = (asyncio.TimeoutError,)
 UNDECODABLE = (aiohttp.http_exceptions.ContentEncodingError,)
 
 
-def _client_timeout(seconds: float | None) -> aiohttp.ClientTimeout:
+def _client_timeout(seconds: float | None, whole_reply: bool) -> aiohttp.ClientTimeout:
+    if whole_reply:
+        # The core bounds a chat() reply as a whole by the same time-out, so one timer for the
+        # exchange does: aiohttp re-arms its per-read timer on every piece (~26k instructions a request).
+        return aiohttp.ClientTimeout(total=seconds)
     # Like httpx.Timeout(seconds): bounds connecting (pool wait included) and each read, not the whole reply.
     return aiohttp.ClientTimeout(total=None, connect=seconds, sock_connect=seconds, sock_read=seconds)
 
@@ -67,7 +71,7 @@ class AiohttpTransport:
         self.session = session
         self._headers = dict(default_headers)
         self._timeout_seconds = timeout
-        self._timeout = _client_timeout(timeout)
+        self._timeouts = (_client_timeout(timeout, False), _client_timeout(timeout, True))  # per read, whole
         self._urls: dict[str, tuple[URL, str | None]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self.closed = False
@@ -108,7 +112,8 @@ class AiohttpTransport:
             session = self._open()
         url, proxy = self._url(request.url)
         seconds = request.timeout
-        timeout = self._timeout if seconds == self._timeout_seconds else _client_timeout(seconds)
+        whole = request.whole_reply
+        timeout = self._timeouts[whole] if seconds == self._timeout_seconds else _client_timeout(seconds, whole)
         with translate_errors(request, ERRORS, TIMEOUTS):
             response = await session.request(
                 request.method,

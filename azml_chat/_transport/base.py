@@ -30,19 +30,28 @@ class Request:
     """One HTTP request, as plain values: what every driver needs and nothing else.
 
     ``timeout`` (seconds, ``None`` for none) bounds connecting, waiting in the pool and
-    each read, as ``httpx.Timeout(timeout)`` does.
+    each read, as ``httpx.Timeout(timeout)`` does. ``whole_reply`` says the caller also
+    bounds the whole exchange by ``timeout`` (a ``chat()`` reply): a driver whose per-read
+    timer is costly may then use one deadline for the exchange instead.
     """
 
-    __slots__ = ("content", "headers", "method", "timeout", "url")
+    __slots__ = ("content", "headers", "method", "timeout", "url", "whole_reply")
 
     def __init__(
-        self, method: str, url: str, headers: Mapping[str, str], content: bytes | None, timeout: float | None
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        content: bytes | None,
+        timeout: float | None,
+        whole_reply: bool = False,
     ) -> None:
         self.method: str = method
         self.url: str = url
         self.headers: Mapping[str, str] = headers
         self.content: bytes | None = content
         self.timeout: float | None = timeout
+        self.whole_reply: bool = whole_reply
 
     def __repr__(self) -> str:  # never the headers: they hold the key
         return f"Request({self.method} {self.url}, {len(self.content or b'')} bytes, timeout={self.timeout})"

@@ -119,19 +119,39 @@ def default_headers(settings: ClientSettings) -> dict[str, str]:
     return headers
 
 
+#: Headers whose values are credentials, wherever a caller put them (``headers=``, ``extra_headers=``).
+_CREDENTIAL_HEADERS = ("authorization", "api-key", "ocp-apim-subscription-key")
+
+
+def secrets_in(headers: Mapping[str, str]) -> tuple[str, ...]:
+    """The credentials among ``headers`` (lower-case names), each also without its scheme
+    (``Bearer <token>`` gives the token too), so that an echo of either is redacted."""
+    found: list[str] = []
+    for name in _CREDENTIAL_HEADERS:
+        value = headers.get(name)
+        if value:
+            found.append(value)
+            token = value.partition(" ")[2].strip()
+            if token:
+                found.append(token)
+    return tuple(found)
+
+
 def request_auth(settings: ClientSettings) -> tuple[dict[str, str], tuple[str, ...]]:
     """The auth headers a request adds itself, and the secrets it carries (for redaction).
 
     A plain key is among the default headers already (stripped when the client was made);
-    an ``AzureKeyCredential`` is read now, so ``update()`` rotates the key.
+    an ``AzureKeyCredential`` is read now, so ``update()`` rotates the key. A credential the
+    caller put in ``headers=`` is a secret too.
     """
     api_key = settings.api_key
+    own = secrets_in(settings.headers) if settings.headers else ()
     if type(api_key) is str:
-        return {}, (api_key,)
+        return {}, (api_key, *own) if own else (api_key,)
     key = settings.key
     if key is None:
-        return {}, ()
-    return auth_headers(settings, key), (key,)
+        return {}, own
+    return auth_headers(settings, key), (key, *own)
 
 
 class Call:
@@ -293,7 +313,9 @@ def prepare(
     if rotating:
         headers.update(rotating)
     if params.get("extra_headers"):
-        headers.update(check_headers(params["extra_headers"], "extra_headers", InvalidRequestError))
+        extra_headers = check_headers(params["extra_headers"], "extra_headers", InvalidRequestError)
+        headers.update(extra_headers)
+        secrets += secrets_in(extra_headers)
 
     url = endpoint.url
     if params.get("extra_query"):

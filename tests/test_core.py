@@ -1396,3 +1396,23 @@ def test_only_a_chat_request_is_bounded_as_a_whole() -> None:
     assert make_call(settings).request.whole_reply is True  # chat(): the deadline covers the whole reply
     assert make_call(settings, stream=True).request.whole_reply is False  # each piece, not the stream
     assert info_call(settings, False).request.whole_reply is False
+
+
+@pytest.mark.parametrize(
+    ("options", "params", "secret"),
+    [
+        ({}, {"extra_headers": {"api-key": "per-call-key-0123"}}, "per-call-key-0123"),
+        ({}, {"extra_headers": {"Authorization": "Bearer per-call-token-0123"}}, "per-call-token-0123"),
+        ({"api_key": None, "headers": {"authorization": "Bearer header-token-0123"}}, {}, "header-token-0123"),
+        ({"headers": {"Ocp-Apim-Subscription-Key": "gateway-key-0123"}}, {}, "gateway-key-0123"),
+    ],
+)
+def test_a_key_put_in_headers_is_redacted_too(options: dict[str, Any], params: dict[str, Any], secret: str) -> None:
+    settings = make_settings(**options)
+    echo = f'{{"error": {{"message": "rejected {secret} here"}}}}'.encode()
+    pump = Pump([Reply(403, JSON, [echo])])
+    call = prepare(settings, "hi", params, stream=False, owner="ChatClient.chat", include_defaults=True)
+    with pytest.raises(PermissionDeniedError) as caught:
+        pump.run(Attempts(call, settings, clock=pump.clock).chat())
+    assert caught.value.message == "rejected [redacted] here"
+    assert secret not in repr(caught.value.body)

@@ -160,6 +160,7 @@ AUTH_STYLES: dict[str, tuple[dict[str, Any], Settings]] = {
     "bearer-key": ({"api_key": KEY}, lambda: {"api_key": KEY}),
     "api-key-header": ({"api_key": KEY}, lambda: {"api_key": KEY, "auth_header": "api-key"}),
     "entra-token": ({"api_key": None, "token_validator": TOKEN.__eq__}, lambda: {"credential": FakeCredential()}),
+    "key-in-headers": ({"api_key": KEY}, lambda: {"api_key": None, "headers": {"Authorization": f"Bearer {KEY}"}}),
 }
 
 

@@ -11,6 +11,7 @@ from typing import Any, ClassVar, NamedTuple, Self, TypedDict
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import LangSmithParams
+from langchain_core.messages import BaseMessage
 from langchain_core.utils import from_env, secret_from_env
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator
 
@@ -18,17 +19,20 @@ from azml_chat import AsyncChatClient, ChatClient, ChatHooks, RetryPolicy
 from azml_chat.config import Endpoint, parse_endpoint
 from azml_chat.errors import ConfigurationError, InvalidRequestError
 from azml_chat.formatters import ChatFormatter
+from azml_chat.messages import Message
 
+from ._convert import client_params, split_call_kwargs, to_messages
 from ._legacy import (
     AzureMLEndpointApiType,
     ContentFormatterBase,
     FormatterPlan,
     body_text,
+    build_body,
     plan_formatter,
     preformatted,
 )
 
-__all__ = ["DEFAULT_TIMEOUT", "AzureMLBaseEndpoint", "AzureMLEndpointClient", "Settings"]
+__all__ = ["DEFAULT_TIMEOUT", "AzureMLBaseEndpoint", "AzureMLEndpointClient", "CallPlan", "Settings"]
 
 DEFAULT_TIMEOUT = 50
 
@@ -394,6 +398,40 @@ class AzureMLBaseEndpoint(BaseModel):
         ones). Async clients of other event loops close when their loop shuts down."""
         await self._clients.aclose_current()
         self.close()
+
+
+class CallPlan:
+    """One LangChain call (a chat model's ``messages`` or an LLM's ``prompt``), worked out from
+    its arguments: what the client is given."""
+
+    def __init__(
+        self,
+        model: AzureMLBaseEndpoint,
+        stop: list[str] | None,
+        kwargs: Mapping[str, Any],
+        *,
+        stream: bool,
+        messages: list[BaseMessage] | None = None,
+        prompt: str | None = None,
+    ) -> None:
+        settings = model._settings()
+        self.options, params = split_call_kwargs(kwargs, stop)
+        model._check_model_param(params)
+        legacy = settings.plan.legacy
+        #: Whether a LangChain content formatter builds the body (the reply then comes in one piece).
+        self.legacy = legacy is not None
+        #: Whether the reply arrives token by token (chat-completions routes) or in one piece.
+        self.streams = legacy is None and settings.chat_route
+        if legacy is not None:
+            body = build_body(legacy, model._merged_params(params), settings.api_type, messages=messages, prompt=prompt)
+            self.messages: list[Message] = preformatted(body)
+            self.params: dict[str, Any] = {}
+            return
+        asks_usage = stream and self.streams and model.stream_usage
+        if asks_usage and "stream_options" not in {**model.model_kwargs, **params}:
+            params["stream_options"] = {"include_usage": True}
+        self.messages = to_messages(messages) if messages is not None else [Message("user", prompt or "")]
+        self.params = client_params(params)
 
 
 class AzureMLEndpointClient:

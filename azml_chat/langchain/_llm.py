@@ -3,7 +3,7 @@ built on azml_chat's clients."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, ClassVar
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
@@ -11,11 +11,11 @@ from langchain_core.language_models import BaseLLM
 from langchain_core.outputs import ChatGeneration, Generation, GenerationChunk, LLMResult
 from pydantic import ConfigDict
 
-from azml_chat.messages import ChatResponse, Message, Usage
+from azml_chat.messages import ChatResponse, Usage
 
-from ._convert import client_params, split_call_kwargs, token_usage
-from ._endpoint import AzureMLBaseEndpoint
-from ._legacy import LegacyReply, build_body, preformatted
+from ._convert import token_usage
+from ._endpoint import AzureMLBaseEndpoint, CallPlan
+from ._legacy import LegacyReply
 
 __all__ = ["AzureMLOnlineEndpoint"]
 
@@ -27,36 +27,6 @@ def _generation(reply: ChatResponse) -> Generation:
             return Generation(text=made.text, generation_info=made.generation_info)
         return made
     return Generation(text=reply.content, generation_info={"finish_reason": reply.finish_reason})
-
-
-class _Call:
-    """One prompt's call, worked out from LangChain's arguments: what the client is given."""
-
-    def __init__(
-        self,
-        model: AzureMLOnlineEndpoint,
-        prompt: str,
-        stop: list[str] | None,
-        kwargs: Mapping[str, Any],
-        *,
-        stream: bool,
-    ) -> None:
-        settings = model._settings()
-        self.options, params = split_call_kwargs(kwargs, stop)
-        model._check_model_param(params)
-        legacy = settings.plan.legacy
-        #: Whether the reply arrives token by token (chat-completions routes) or in one piece.
-        self.streams = legacy is None and settings.chat_route
-        if legacy is not None:  # the content formatter builds the body
-            body = build_body(legacy, model._merged_params(params), settings.api_type, prompt=prompt)
-            self.messages: list[Message] = preformatted(body)
-            self.params: dict[str, Any] = {}
-            return
-        asks_usage = stream and self.streams and model.stream_usage
-        if asks_usage and "stream_options" not in {**model.model_kwargs, **params}:
-            params["stream_options"] = {"include_usage": True}
-        self.messages = [Message("user", prompt)]
-        self.params = client_params(params)
 
 
 class AzureMLOnlineEndpoint(AzureMLBaseEndpoint, BaseLLM):
@@ -112,7 +82,7 @@ class AzureMLOnlineEndpoint(AzureMLBaseEndpoint, BaseLLM):
         client = self._sync_client()
         replies = []
         for prompt in prompts:
-            call = _Call(self, prompt, stop, kwargs, stream=False)
+            call = CallPlan(self, stop, kwargs, stream=False, prompt=prompt)
             replies.append(client.chat(call.messages, **call.options, **call.params))
         return self._result(replies)
 
@@ -126,7 +96,7 @@ class AzureMLOnlineEndpoint(AzureMLBaseEndpoint, BaseLLM):
         client = await self._async_client()
         replies = []
         for prompt in prompts:
-            call = _Call(self, prompt, stop, kwargs, stream=False)
+            call = CallPlan(self, stop, kwargs, stream=False, prompt=prompt)
             replies.append(await client.chat(call.messages, **call.options, **call.params))
         return self._result(replies)
 
@@ -137,7 +107,7 @@ class AzureMLOnlineEndpoint(AzureMLBaseEndpoint, BaseLLM):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[GenerationChunk]:
-        call = _Call(self, prompt, stop, kwargs, stream=True)
+        call = CallPlan(self, stop, kwargs, stream=True, prompt=prompt)
         client = self._sync_client()
         if call.streams:
             chunks: Iterator[GenerationChunk] = _text_chunks(
@@ -157,7 +127,7 @@ class AzureMLOnlineEndpoint(AzureMLBaseEndpoint, BaseLLM):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[GenerationChunk]:
-        call = _Call(self, prompt, stop, kwargs, stream=True)
+        call = CallPlan(self, stop, kwargs, stream=True, prompt=prompt)
         client = await self._async_client()
         if not call.streams:
             for chunk in _whole_reply(await client.chat(call.messages, **call.options, **call.params)):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from operator import itemgetter
 from typing import Any, ClassVar, Literal
 
@@ -24,47 +24,15 @@ from azml_chat.messages import ChatResponse
 
 from ._convert import (
     ai_message,
-    client_params,
     generation_chunk,
     last_chunk,
-    split_call_kwargs,
-    to_messages,
     token_usage,
     tool_choice,
 )
-from ._endpoint import AzureMLBaseEndpoint
-from ._legacy import LegacyReply, build_body, preformatted
+from ._endpoint import AzureMLBaseEndpoint, CallPlan
+from ._legacy import LegacyReply
 
 __all__ = ["AzureMLChatOnlineEndpoint"]
-
-
-class _Call:
-    """One chat call, worked out from LangChain's arguments: what the client is given."""
-
-    def __init__(
-        self,
-        model: AzureMLChatOnlineEndpoint,
-        messages: list[BaseMessage],
-        stop: list[str] | None,
-        kwargs: Mapping[str, Any],
-        *,
-        stream: bool,
-    ) -> None:
-        settings = model._settings()
-        self.options, params = split_call_kwargs(kwargs, stop)
-        model._check_model_param(params)
-        legacy = settings.plan.legacy
-        self.legacy = legacy is not None
-        if legacy is not None:  # the content formatter builds the body from the LangChain messages
-            body = build_body(legacy, model._merged_params(params), settings.api_type, messages=messages)
-            self.messages: list[Any] = preformatted(body)
-            self.params: dict[str, Any] = {}
-            return
-        asks_usage = stream and settings.chat_route and model.stream_usage
-        if asks_usage and "stream_options" not in {**model.model_kwargs, **params}:
-            params["stream_options"] = {"include_usage": True}
-        self.messages = to_messages(messages)
-        self.params = client_params(params)
 
 
 class AzureMLChatOnlineEndpoint(AzureMLBaseEndpoint, BaseChatModel):
@@ -122,7 +90,7 @@ class AzureMLChatOnlineEndpoint(AzureMLBaseEndpoint, BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        call = _Call(self, messages, stop, kwargs, stream=False)
+        call = CallPlan(self, stop, kwargs, stream=False, messages=messages)
         return self._result(self._sync_client().chat(call.messages, **call.options, **call.params))
 
     async def _agenerate(
@@ -132,7 +100,7 @@ class AzureMLChatOnlineEndpoint(AzureMLBaseEndpoint, BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        call = _Call(self, messages, stop, kwargs, stream=False)
+        call = CallPlan(self, stop, kwargs, stream=False, messages=messages)
         client = await self._async_client()
         return self._result(await client.chat(call.messages, **call.options, **call.params))
 
@@ -166,7 +134,7 @@ class AzureMLChatOnlineEndpoint(AzureMLBaseEndpoint, BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        call = _Call(self, messages, stop, kwargs, stream=True)
+        call = CallPlan(self, stop, kwargs, stream=True, messages=messages)
         client = self._sync_client()
         chunks: Iterator[ChatGenerationChunk]
         if call.legacy:
@@ -194,7 +162,7 @@ class AzureMLChatOnlineEndpoint(AzureMLBaseEndpoint, BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        call = _Call(self, messages, stop, kwargs, stream=True)
+        call = CallPlan(self, stop, kwargs, stream=True, messages=messages)
         client = await self._async_client()
         if call.legacy:
             for chunk in self._whole_reply_chunks(await client.chat(call.messages, **call.options)):

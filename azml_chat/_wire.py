@@ -47,6 +47,7 @@ __all__ = [
     "raise_error_body",
     "split_think",
     "usage_from_wire",
+    "usage_to_wire",
 ]
 
 
@@ -137,6 +138,17 @@ def usage_from_wire(value: Any, _type: Any = None) -> Usage:
         _count(completion_details, "reasoning_tokens") if completion_details else None,
         _count(prompt_details, "cached_tokens") if prompt_details else None,
     )
+
+
+def usage_to_wire(usage: Usage | None) -> dict[str, int] | None:
+    """Token counts in the OpenAI ``usage`` shape (``None`` stays ``None``)."""
+    if usage is None:
+        return None
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+    }
 
 
 def coerce_messages(messages: MessageInput) -> tuple[Message, ...]:

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import anyio
 import attrs
 
+from .._wire import tool_call_to_wire, usage_to_wire
 from ..config import ChatParams
 from ..errors import APIStatusError, InvalidRequestError
 from .runner import BatchRequest, BatchResult, BatchStatus, BatchSummary, run_batch
@@ -159,25 +160,15 @@ def completion_body(response: ChatResponse) -> dict[str, Any]:
     message = response.message
     wire: dict[str, Any] = {"role": "assistant", "content": message.text}
     if message.tool_calls:
-        wire["tool_calls"] = [
-            {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
-            for call in message.tool_calls
-        ]
+        wire["tool_calls"] = [tool_call_to_wire(call) for call in message.tool_calls]
     if message.reasoning_content is not None:
         wire["reasoning_content"] = message.reasoning_content
-    usage = response.usage
     return {
         "id": response.id or response.request_id,
         "object": "chat.completion",
         "model": response.model,
         "choices": [{"index": 0, "message": wire, "finish_reason": response.finish_reason}],
-        "usage": None
-        if usage is None
-        else {
-            "prompt_tokens": usage.prompt_tokens,
-            "completion_tokens": usage.completion_tokens,
-            "total_tokens": usage.total_tokens,
-        },
+        "usage": usage_to_wire(response.usage),
     }
 
 

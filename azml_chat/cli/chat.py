@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
+from .._wire import usage_to_wire
 from ..client import ChatClient
 from ..config import ChatParams
 from ..errors import AzureMLChatError
@@ -94,7 +95,6 @@ def read_prompt(words: Sequence[str], stdin: TextIO, *, interactive: bool) -> st
 
 def response_json(response: ChatResponse) -> str:
     """The response as the ``--json`` output shows it."""
-    usage = response.usage
     return json.dumps(
         {
             "content": response.content,
@@ -105,13 +105,7 @@ def response_json(response: ChatResponse) -> str:
             "id": response.id,
             "request_id": response.request_id,
             "elapsed": response.elapsed,
-            "usage": None
-            if usage is None
-            else {
-                "prompt_tokens": usage.prompt_tokens,
-                "completion_tokens": usage.completion_tokens,
-                "total_tokens": usage.total_tokens,
-            },
+            "usage": usage_to_wire(response.usage),
         },
         ensure_ascii=False,
         indent=2,

@@ -1,8 +1,20 @@
-"""The one JSON codec: compact UTF-8 out (the encoder escapes a prompt once), bytes or text in.
+"""The one JSON codec: compact UTF-8 out, bytes or text in.
 
-Both directions call the standard library's C scanner and encoder directly (``json.loads``
-and ``json.dumps`` wrap them in Python code that costs ~0.7 µs a call: much per request,
-more per streamed chunk). Results and errors are those of ``json.loads``/``json.dumps``.
+orjson does the usual work: it encodes a request body in a tenth of the instructions the
+standard library's C encoder needs (~3k rather than ~24k for a short chat) and decodes a
+reply in less than half (~14k rather than ~32k). Wherever orjson would part from
+``json``, the standard library's result or error stands:
+
+- :func:`dumps`: orjson writes NaN and infinities as ``null`` where ``json`` refuses
+  them, so output holding ``null`` is made again by ``json`` (rare in a request). What
+  orjson will not write (integer dict keys, integers beyond 64 bits, lone surrogates,
+  dataclass and datetime values, very deep nesting) goes to ``json`` too.
+- :func:`loads`: what orjson refuses (NaN, a byte-order mark, not JSON at all) ``json``
+  decides, wording the error. orjson reads an integer beyond 64 bits as a float, which
+  no service writes into a reply's envelope; JSON a model wrote (tool arguments,
+  structured output) goes through :func:`loads_exact`.
+
+The only value orjson writes that ``json`` would refuse is an enum member (as its value).
 """
 
 from __future__ import annotations
@@ -13,7 +25,12 @@ import json.scanner
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import orjson
+
 from .errors import InvalidRequestError
+
+# Dataclass and datetime values are left to json (which refuses them), as they were before orjson.
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
 
 _decoder = json.JSONDecoder()
 _decode = _decoder.decode
@@ -45,10 +62,19 @@ def _decode_text(text: str) -> Any:
 
 
 def loads(data: str | bytes | bytearray) -> Any:
-    """Decode JSON text, as ``json.loads`` does.
+    """Decode JSON a service wrote (a reply, a stream event, an error body), as ``json.loads``
+    does, but with orjson (see the module docstring for the one difference)."""
+    try:
+        return orjson.loads(data)
+    except ValueError:  # NaN, a BOM, not UTF-8 or not JSON: json decides (and words the error)
+        return loads_exact(data)
+
+
+def loads_exact(data: str | bytes | bytearray) -> Any:
+    """Decode JSON exactly as ``json.loads`` does (integers of any size stay integers).
 
     Bytes take a fast path as UTF-8 (``json.loads`` first sniffs for UTF-16/32, which costs
-    ~2 µs: a lot per streamed chunk); only what fails there is handed to ``json.loads``.
+    ~2 µs); only what fails there is handed to ``json.loads``.
     """
     if type(data) is bytes or isinstance(data, bytes | bytearray):  # exact bytes first: the cheap check
         try:
@@ -60,6 +86,13 @@ def loads(data: str | bytes | bytearray) -> Any:
 
 def dumps(value: Any) -> bytes:
     """Encode ``value`` as compact UTF-8 JSON; :class:`InvalidRequestError` if it cannot be."""
+    try:
+        data = orjson.dumps(value, option=_ORJSON_OPTIONS)
+    except TypeError:  # orjson.JSONEncodeError: something orjson does not write; json decides
+        pass
+    else:
+        if b"null" not in data:  # orjson writes NaN and infinities as null, which json refuses
+            return data
     try:
         text = "".join(_encode(value, 0)) if _encode is not None else _encoder.encode(value)
         return text.encode("utf-8")

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from ._wire import coerce_messages as coerce_messages
 
-from ._json import dumps, loads
+from ._json import dumps, loads_exact
 from .errors import InvalidRequestError, ResponseFormatError
 
 __all__ = [
@@ -135,7 +135,7 @@ class ToolCall:
     def parsed_arguments(self) -> Any:
         """The arguments decoded from JSON; :class:`ResponseFormatError` if the model wrote bad JSON."""
         try:
-            return loads(self.arguments or "{}")
+            return loads_exact(self.arguments or "{}")
         except ValueError:
             raise ResponseFormatError(
                 f"tool call {self.name!r} has arguments that are not valid JSON", excerpt=self.arguments[:200]

@@ -79,7 +79,7 @@ import attrs
 import cattrs
 from cattrs.errors import AttributeValidationNote, ClassValidationError, IterableValidationError, IterableValidationNote
 
-from ._json import dumps, loads
+from ._json import dumps, loads_exact
 from .errors import InvalidRequestError, StructuredOutputError
 from .messages import ChatResponse
 
@@ -959,7 +959,7 @@ def parse_structured(reply: ChatResponse | str, tp: Any) -> Any:
             f"the reply is empty, expected JSON for {_type_name(tp)}{cut}", request_id=request_id
         )
     try:
-        value = loads(body)
+        value = loads_exact(body)  # model-written: integers of any size stay exact
     except ValueError as exc:
         raise StructuredOutputError(
             f"the reply is not valid JSON for {_type_name(tp)} ({exc}){cut}", text=text, request_id=request_id

@@ -8,7 +8,9 @@ real HTTP by the client suites (``test_faults.py``, ``test_streaming.py``, ...).
 
 from __future__ import annotations
 
+import datetime
 import email.utils
+import enum
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -36,6 +38,7 @@ from azml_chat import (
     ServerError,
     StreamChunk,
     StreamError,
+    ToolCall,
 )
 from azml_chat._auth import TokenProvider
 from azml_chat._core import (
@@ -57,7 +60,7 @@ from azml_chat._core import (
     retry_delay,
     status_error,
 )
-from azml_chat._json import dumps, loads
+from azml_chat._json import dumps, loads, loads_exact
 from azml_chat._wire import coerce_messages, plain_wire_messages, split_think
 from azml_chat.config import ClientSettings
 from azml_chat.hooks import AttemptInfo, CallInfo
@@ -1389,6 +1392,72 @@ def test_loads_fails_as_json_loads_does(text: str | bytes) -> None:
 def test_dumps_matches_json_dumps() -> None:
     value = {"text": 'é \u2028 "quoted"', "n": [1, 2.5, True, None], 1: "int key"}
     assert dumps(value) == json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+@dataclass
+class _Point:
+    x: int
+    y: int
+
+
+class _Colour(enum.Enum):
+    RED = "red"
+
+
+def _nested(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"messages": [{"role": "user", "content": 'é \u2028 \x7f \x1f "quoted" \\'}], "temperature": 0.2},
+        {"n": [1e-7, 1e16, 0.1, -0.0, 2**63, -(2**63)]},  # orjson spells some floats differently: same values
+        {"none": None, "null text": "null"},  # null in the output: made by json (see dumps)
+        {1: "int key", 2.5: "float key", None: "null key"},  # orjson refuses non-string keys: json converts them
+        {"big": 2**70, "small": -(2**70)},  # beyond 64 bits: json
+        _nested(300),  # deeper than orjson goes: json
+    ],
+    ids=["chat", "floats", "null", "int-keys", "big-ints", "deep"],
+)
+def test_dumps_gives_what_json_gives(value: Any) -> None:
+    assert json.loads(dumps(value)) == json.loads(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+
+
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [
+        ({"t": float("nan")}, "Out of range float values"),  # orjson would have written null
+        ({"t": [float("-inf")]}, "Out of range float values"),
+        ({"at": datetime.date(2026, 1, 1)}, "Object of type date is not JSON serializable"),
+        ({"point": _Point(1, 2)}, "Object of type _Point is not JSON serializable"),  # a dataclass
+        ({"s": {"a"}}, "Object of type set is not JSON serializable"),
+        ({"s": "a\ud800"}, "lone surrogate"),
+    ],
+)
+def test_dumps_refuses_what_json_refuses(value: Any, match: str) -> None:
+    with pytest.raises(InvalidRequestError, match=match):
+        dumps(value)
+
+
+def test_dumps_writes_an_enum_member_as_its_value() -> None:
+    assert dumps({"colour": _Colour.RED}) == b'{"colour":"red"}'  # the one thing json would refuse
+
+
+@pytest.mark.parametrize("decode", [loads, loads_exact])
+def test_both_decoders_read_what_json_reads(decode: Callable[[Any], Any]) -> None:
+    for text in ('{"a":[1,2.5,true,null,"é"]}', b'{"a":1,"a":2}', b" [-0, 1e400] ", "NaN", b"\xef\xbb\xbf{}"):
+        decoded, expected = decode(text), json.loads(text)
+        assert json.dumps(decoded) == json.dumps(expected)  # NaN and inf compare by their spelling
+
+
+def test_loads_exact_keeps_big_integers_as_integers() -> None:
+    text = b'{"id": 123456789012345678901234567890}'
+    assert loads_exact(text) == {"id": 123456789012345678901234567890}
+    assert ToolCall("c1", "f", text.decode()).parsed_arguments() == {"id": 123456789012345678901234567890}
 
 
 def test_only_a_chat_request_is_bounded_as_a_whole() -> None:

@@ -121,6 +121,11 @@ class Node:
     children: list[Node]
 
 
+def test_a_big_integer_the_model_wrote_stays_exact() -> None:
+    big = 123456789012345678901234567890  # beyond 64 bits: no float rounding on the way
+    assert parse_structured(f'{{"value": {big}, "children": []}}', Node) == Node(big, [])
+
+
 def test_response_format_for_rejects_what_it_cannot_describe() -> None:
     @attrs.frozen
     class Local:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from .._json import loads
+from .._json import loads_exact
 from .._wire import excerpt_of, message_to_wire, parse_chat_completion, raise_error_body
 from ..errors import ModelError, ResponseFormatError
 from ..messages import ChatResponse, Message
@@ -66,7 +66,7 @@ def parse_dedicated_reply(payload: Any) -> ChatResponse | str:
         if not isinstance(payload, str):
             break
         try:
-            payload = loads(payload)
+            payload = loads_exact(payload)  # may be the model's own text: exact
         except ValueError:
             return str(payload)  # a plain text answer
     if isinstance(payload, Mapping):

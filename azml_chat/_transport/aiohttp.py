@@ -15,7 +15,7 @@ import aiohttp
 from yarl import URL
 
 from ..errors import ClientClosedError, ConfigurationError
-from .base import Request, Sent, translate_errors
+from .base import Request, Sent, translate_error
 
 __all__ = ["ERRORS", "TIMEOUTS", "UNDECODABLE", "AiohttpTransport"]
 
@@ -42,16 +42,6 @@ def _proxy_for(url: URL) -> str | None:
     if not proxies or urllib.request.proxy_bypass(url.host or ""):
         return None
     return proxies.get(url.scheme) or proxies.get("all")
-
-
-class _Body:
-    """A response and the error mapping of its reads (made once: a stream reads many times)."""
-
-    __slots__ = ("errors", "response")
-
-    def __init__(self, response: aiohttp.ClientResponse, request: Request) -> None:
-        self.response = response
-        self.errors = translate_errors(request, ERRORS, TIMEOUTS, reading=True, undecodable=UNDECODABLE)
 
 
 class AiohttpTransport:
@@ -114,7 +104,7 @@ class AiohttpTransport:
         seconds = request.timeout
         whole = request.whole_reply
         timeout = self._timeouts[whole] if seconds == self._timeout_seconds else _client_timeout(seconds, whole)
-        with translate_errors(request, ERRORS, TIMEOUTS):
+        try:
             response = await session.request(
                 request.method,
                 url,
@@ -124,14 +114,18 @@ class AiohttpTransport:
                 allow_redirects=False,
                 proxy=proxy,
             )
-        return response.status, response.headers, _Body(response, request)
+        except ERRORS as exc:
+            raise translate_error(request, exc, TIMEOUTS) from exc
+        return response.status, response.headers, (response, request)  # the request: for read errors
 
-    async def read(self, handle: _Body) -> bytes:
-        with handle.errors:
-            return await handle.response.content.readany()
+    async def read(self, handle: tuple[aiohttp.ClientResponse, Request]) -> bytes:
+        try:
+            return await handle[0].content.readany()
+        except ERRORS as exc:
+            raise translate_error(handle[1], exc, TIMEOUTS, reading=True, undecodable=UNDECODABLE) from exc
 
-    async def release(self, handle: _Body) -> None:
-        handle.response.release()
+    async def release(self, handle: tuple[aiohttp.ClientResponse, Request]) -> None:
+        handle[0].release()
 
     async def aclose(self) -> None:
         self.closed = True

@@ -14,7 +14,7 @@ from types import ModuleType
 from typing import Any
 
 from ..errors import ClientClosedError, ConfigurationError
-from .base import Request, Sent, translate_errors
+from .base import Request, Sent, translate_error
 
 __all__ = ["AsyncHttpxTransport", "SyncHttpxTransport", "library_of"]
 
@@ -50,14 +50,14 @@ def _timeout_extension(library: ModuleType, seconds: float | None) -> dict[str, 
 
 
 class _Body:
-    """A response, the iterator over its decoded body (made on the first read), and the error
-    mapping of its reads (made once: a stream reads many times)."""
+    """A response, the iterator over its decoded body (made on the first read), and the request
+    (named in read errors)."""
 
-    __slots__ = ("errors", "pieces", "response")
+    __slots__ = ("pieces", "request", "response")
 
-    def __init__(self, response: Any, errors: Any) -> None:
+    def __init__(self, response: Any, request: Request) -> None:
         self.response = response
-        self.errors = errors
+        self.request = request
         self.pieces: Any = None
 
 
@@ -75,8 +75,8 @@ class _HttpxBase:
         self._encoded = {name.decode(): (name, value) for name, value in client.headers.raw} if owned else {}
         self._encoded_list = list(self._encoded.values())
 
-    def _reading(self, request: Request) -> Any:
-        return translate_errors(request, self._errors, self._timeouts, reading=True, undecodable=self._undecodable)
+    def _read_error(self, handle: _Body, exc: BaseException) -> Exception:
+        return translate_error(handle.request, exc, self._timeouts, reading=True, undecodable=self._undecodable)
 
     def _build(self, request: Request) -> Any:
         if self.closed:
@@ -122,15 +122,19 @@ class SyncHttpxTransport(_HttpxBase):
 
     def send(self, request: Request) -> Sent:
         built = self._build(request)
-        with translate_errors(request, self._errors, self._timeouts):
+        try:
             response = self.client.send(built, stream=True)
-        return response.status_code, response.headers, _Body(response, self._reading(request))
+        except self._errors as exc:
+            raise translate_error(request, exc, self._timeouts) from exc
+        return response.status_code, response.headers, _Body(response, request)
 
     def read(self, handle: _Body) -> bytes:
         if handle.pieces is None:
             handle.pieces = handle.response.iter_bytes()
-        with handle.errors:
+        try:
             return next(handle.pieces, b"")
+        except self._errors as exc:
+            raise self._read_error(handle, exc) from exc
 
     def release(self, handle: _Body) -> None:
         handle.response.close()
@@ -185,19 +189,22 @@ class AsyncHttpxTransport(_HttpxBase):
     async def send(self, request: Request) -> Sent:
         self._check_loop()
         built = self._build(request)
-        with translate_errors(request, self._errors, self._timeouts):
+        try:
             response = await self.client.send(built, stream=True)
-        return response.status_code, response.headers, _Body(response, self._reading(request))
+        except self._errors as exc:
+            raise translate_error(request, exc, self._timeouts) from exc
+        return response.status_code, response.headers, _Body(response, request)
 
     async def read(self, handle: _Body) -> bytes:
         if handle.pieces is None:
             handle.pieces = handle.response.aiter_bytes()
-        with handle.errors:
-            try:
-                piece: bytes = await handle.pieces.__anext__()  # cheaper per piece than anext(pieces, b"")
-            except StopAsyncIteration:
-                return b""
-            return piece
+        try:
+            piece: bytes = await handle.pieces.__anext__()  # cheaper per piece than anext(pieces, b"")
+        except StopAsyncIteration:
+            return b""
+        except self._errors as exc:
+            raise self._read_error(handle, exc) from exc
+        return piece
 
     async def release(self, handle: _Body) -> None:
         await handle.response.aclose()

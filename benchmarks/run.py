@@ -740,6 +740,7 @@ def _machine() -> dict[str, Any]:
         "httpx-aiohttp",
         "anyio",
         "attrs",
+        "orjson",
     ):
         try:
             versions[name] = version(name)

@@ -938,7 +938,7 @@ def info_call(settings: ClientSettings, include_defaults: bool) -> Call:
     rotating, secrets = request_auth(settings)
     headers.update(rotating)
     request = Request("GET", endpoint.info_url, headers, None, settings.timeout)
-    return Call(request, settings.formatter, settings.timeout, 0, False, secrets)
+    return Call(request, settings.formatter, settings.timeout, settings.max_retries, False, secrets)
 
 
 def structured_params(settings: ClientSettings, cls: type[Any], params: Mapping[str, Any]) -> dict[str, Any]:

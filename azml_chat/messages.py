@@ -325,12 +325,12 @@ class RateLimit:
 
     @classmethod
     def from_headers(cls, headers: Mapping[str, str] | None) -> RateLimit:
-        """Read the limits from lower-case response headers."""
-        retry = _header(headers, "retry-after")
-        try:
-            retry_after = float(retry) if retry is not None else None
-        except ValueError:
-            retry_after = None
+        """Read the limits from lower-case response headers (``retry_after`` as the retries
+        read it: ``retry-after-ms``, ``x-ms-retry-after-ms``, or ``retry-after`` in seconds or
+        as an HTTP date)."""
+        from ._core import parse_retry_after  # loaded by then (a reply came through it); it imports this module
+
+        retry_after = parse_retry_after(headers) if headers else None
         return cls(
             _int_header(headers, "x-ratelimit-limit-requests"),
             _int_header(headers, "x-ratelimit-remaining-requests"),

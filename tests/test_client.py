@@ -9,7 +9,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from support import API_KEY, ClientRunner
+from support import API_KEY, MODES, ClientRunner, with_client
 
 from azml_chat import (
     APIConnectionError,
@@ -329,6 +329,18 @@ def test_model_info(endpoint: LocalEndpoint) -> None:
             await bad.aclose()
 
     anyio.run(run)
+
+
+@pytest.mark.parametrize("mode", [*MODES, "aiohttp"])
+def test_model_info_is_retried_as_a_chat_is(endpoint: LocalEndpoint, mode: str) -> None:
+    endpoint.add_fault(Fault(503))
+    info = with_client(mode, endpoint.url, lambda c: c.model_info(), lambda c: c.model_info())
+    assert info.model_name == "local-model"
+    assert [request.path for request in endpoint.requests] == ["/info", "/info"]
+    endpoint.add_fault(Fault(503, times=5))
+    with pytest.raises(ServerError):
+        with_client(mode, endpoint.url, lambda c: c.model_info(), lambda c: c.model_info(), max_retries=1)
+    assert len(endpoint.requests) == 4  # max_retries applies: GET /info is as safe to repeat as a chat
 
 
 def test_caller_owned_http_clients_stay_open(endpoint: LocalEndpoint) -> None:

@@ -409,7 +409,14 @@ FLOWS = [
     Flow("info", "info", [Reply(200, JSON, [b'{"model_name": "phi"}'])], OK, "phi"),
     Flow("info: not an object", "info", [Reply(200, JSON, [b"[1]"])], OK, ResponseFormatError, "not return a JSON"),
     Flow("info: 404 is not retried", "info", [busy(404)], FAILED, NotFoundError, "GET /info"),
-    Flow("info: 503 is not retried", "info", [busy(503)], FAILED, ServerError),
+    Flow(
+        "info: 503 is retried",
+        "info",
+        [busy(**{"retry-after-ms": "0"}), Reply(200, JSON, [b'{"model_name": "phi"}'])],
+        [*FAILED, "sleep", *OK],
+        "phi",
+        slept=(0.0,),
+    ),
     Flow(
         "info: the body breaks off",
         "info",
@@ -1292,7 +1299,7 @@ def test_info_requests(url: str, info_url: str | None) -> None:
     call = info_call(settings, False)
     assert (call.request.method, call.request.url, call.request.content) == ("GET", info_url, None)
     assert call.request.headers["api-key"] == "rotating"
-    assert call.max_retries == 0
+    assert call.max_retries == settings.max_retries == 2  # retried as a chat is
 
 
 def test_openai_replies_carry_their_metadata_and_a_subclass_parses_its_own_way() -> None:

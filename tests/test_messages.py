@@ -15,6 +15,7 @@ from azml_chat import (
     InvalidRequestError,
     Message,
     ModelInfo,
+    RateLimit,
     ResponseFormatError,
     RetryPolicy,
     StreamChunk,
@@ -263,3 +264,22 @@ def test_a_formatters_own_response_class_keeps_its_type() -> None:
     reply = parse_reply(_TaggedFormatter(), b'{"x": 1}', "req-9", 0.25)
     assert type(reply) is _Tagged
     assert (reply.content, reply.request_id, reply.elapsed, reply.raw) == ("custom", "req-9", 0.25, {"x": 1})
+
+
+@pytest.mark.parametrize(
+    ("headers", "retry_after"),
+    [
+        ({"retry-after": "2"}, 2.0),
+        ({"retry-after-ms": "1500", "retry-after": "9"}, 1.5),  # milliseconds first, as the retries read them
+        ({"x-ms-retry-after-ms": "250"}, 0.25),
+        ({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}, 0.0),  # an HTTP date, long past
+        ({"retry-after": "-3"}, 0.0),
+        ({"retry-after": "soon"}, None),
+        ({"x-ratelimit-limit-requests": "100"}, None),
+        (None, None),
+    ],
+)
+def test_rate_limit_reads_retry_after_as_the_retries_do(
+    headers: dict[str, str] | None, retry_after: float | None
+) -> None:
+    assert RateLimit.from_headers(headers).retry_after == retry_after

@@ -6,7 +6,8 @@
   dependencies (uv's ``--resolution lowest-direct``), on the lowest supported Python.
 - ``lint`` (ruff), ``typecheck`` (mypy --strict), ``verifytypes`` (pyright's public-API
   completeness), ``docs`` (mkdocs --strict), ``twine`` (build, ``twine check --strict``,
-  LICENSE in both archives), ``bench`` (docs/benchmarks.md).
+  LICENSE in both archives), ``bench`` (docs/benchmarks.md), ``bench-instructions`` (the same
+  comparison in instructions, under valgrind), ``bench-batch``.
 """
 
 from __future__ import annotations
@@ -84,7 +85,9 @@ print("installed:", ", ".join(found))
 @nox.session(name="tests-lowest", python=_interpreter(LOWEST_PYTHON), venv_backend="uv")
 def tests_lowest(session: nox.Session) -> None:
     """The suite with the lowest versions of our direct dependencies that pyproject allows."""
-    session.install("--resolution", "lowest-direct", "-e", ".[test]")
+    # --upgrade: resolve afresh even in a reused venv; uv otherwise keeps a newer version that is
+    # already installed (orjson came in newer through langsmith) and the floor goes untested.
+    session.install("--resolution", "lowest-direct", "--upgrade", "-e", ".[test]")
     session.run("python", "-c", _PRINT_VERSIONS, silent=False)
     session.run(*PYTEST, *session.posargs)
 
@@ -150,6 +153,14 @@ def bench(session: nox.Session) -> None:
     for a smoke run); see docs/benchmarks.md."""
     session.install("-e", ".[aiohttp,httpx]", "httpx-aiohttp")  # httpx-aiohttp: reference rows only
     session.run("python", "benchmarks/run.py", *session.posargs)
+
+
+@nox.session(name="bench-instructions")
+def bench_instructions(session: nox.Session) -> None:
+    """Instructions per request under callgrind (needs valgrind): the deterministic companion
+    of ``bench``; see docs/benchmarks.md."""
+    session.install("-e", ".[aiohttp,httpx]")
+    session.run("python", "benchmarks/instructions.py", *session.posargs)
 
 
 @nox.session(name="bench-batch")

@@ -14,7 +14,8 @@ reply in less than half (~14k rather than ~32k). Wherever orjson would part from
   no service writes into a reply's envelope; JSON a model wrote (tool arguments,
   structured output) goes through :func:`loads_exact`.
 
-The only value orjson writes that ``json`` would refuse is an enum member (as its value).
+Two kinds of value orjson writes where ``json`` would refuse them: an enum member (as its
+value) and a ``uuid.UUID`` (as its canonical string).
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ import datetime
 import email.utils
 import enum
 import json
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -1450,8 +1451,9 @@ def test_dumps_refuses_what_json_refuses(value: Any, match: str) -> None:
         dumps(value)
 
 
-def test_dumps_writes_an_enum_member_as_its_value() -> None:
-    assert dumps({"colour": _Colour.RED}) == b'{"colour":"red"}'  # the one thing json would refuse
+def test_dumps_writes_an_enum_member_and_a_uuid_that_json_would_refuse() -> None:
+    value = {"colour": _Colour.RED, "id": uuid.UUID(int=1)}
+    assert dumps(value) == b'{"colour":"red","id":"00000000-0000-0000-0000-000000000001"}'
 
 
 @pytest.mark.parametrize("decode", [loads, loads_exact])

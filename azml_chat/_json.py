@@ -12,7 +12,7 @@ reply in less than half (~14k rather than ~32k). Wherever orjson would part from
 - :func:`loads`: what orjson refuses (NaN, a byte-order mark, not JSON at all) ``json``
   decides, wording the error. orjson reads an integer beyond 64 bits as a float, which
   no service writes into a reply's envelope; JSON a model wrote (tool arguments,
-  structured output) goes through :func:`loads_exact`.
+  structured output, the text of a ``/score`` reply) goes through :func:`loads_exact`.
 
 Two kinds of value orjson writes where ``json`` would refuse them: an enum member (as its
 value) and a ``uuid.UUID`` (as its canonical string).

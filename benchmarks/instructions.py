@@ -59,16 +59,16 @@ ROWS = [
 
 def worker(scenario: str, kind: str, concurrency: int, requests: int, base: str) -> None:
     """Warm up, then make ``requests`` requests (``concurrency`` at a time)."""
-    job = run.Job(base, kind)
+    made = run.SCENARIOS[scenario](run.Job(base, kind))  # a context manager giving one()
     warmup = max(3, 2 * concurrency)
-    if scenario.startswith(("sdk-sync", "httpx2-sync", "httpx-sync")):
-        with run.SCENARIOS[scenario](job) as one:
+    if hasattr(made, "__enter__"):  # a sync scenario
+        with made as one:
             for _ in range(warmup + requests):
                 one()
         return
 
     async def main() -> None:
-        async with run.SCENARIOS[scenario](job) as one:
+        async with made as one:
 
             async def share(count: int) -> None:
                 for _ in range(count):

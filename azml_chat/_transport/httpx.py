@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from types import ModuleType
 from typing import Any
 
-from ..errors import ClientClosedError, ConfigurationError
+from ..errors import AzureMLChatError, ClientClosedError, ConfigurationError
 from .base import Request, Sent, translate_error
 
 __all__ = ["AsyncHttpxTransport", "SyncHttpxTransport", "library_of"]
@@ -75,7 +75,7 @@ class _HttpxBase:
         self._encoded = {name.decode(): (name, value) for name, value in client.headers.raw} if owned else {}
         self._encoded_list = list(self._encoded.values())
 
-    def _read_error(self, handle: _Body, exc: BaseException) -> Exception:
+    def _read_error(self, handle: _Body, exc: BaseException) -> AzureMLChatError:
         return translate_error(handle.request, exc, self._timeouts, reading=True, undecodable=self._undecodable)
 
     def _build(self, request: Request) -> Any:
